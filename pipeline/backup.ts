@@ -1,0 +1,110 @@
+import { hostname } from "node:os";
+import { backupMinio } from "./backup/minio.js";
+import { backupPostgres } from "./backup/postgres.js";
+import { backupRedis } from "./backup/redis.js";
+import type { ServiceBackupContext, ServiceBackupResult } from "./backup/context.js";
+import { configuredServices, type Config, type ServiceName } from "./config.js";
+import { OperationError, UserError } from "./errors.js";
+import { hashUnder, listFiles } from "./hash.js";
+import { SET_META_FILES, writeManifest, type FileEntry, type Manifest } from "./manifest.js";
+import type { Progress } from "./progress.js";
+import { HostRunner, secretBagFromConfig, type StepResult } from "./runners/host.js";
+import { fsyncTree } from "./store/fsync.js";
+import { acquireLock } from "./store/lock.js";
+import { discardStaged, promoteSet, stageSet, type Latest } from "./store/sets.js";
+import { TOOL_VERSION } from "./version.js";
+
+export type BackupOptions = {
+  progress: Progress;
+  now?: () => Date;
+  /** Cancels the run (Ctrl-C): running tools are stopped and the staging directory removed. */
+  signal?: AbortSignal;
+};
+
+export type BackupResult = {
+  id: string;
+  dir: string;
+  manifest: Manifest;
+  manifestSha256: string;
+  latest: Latest;
+};
+
+const WORKERS: { [S in ServiceName]: (ctx: ServiceBackupContext) => Promise<ServiceBackupResult<NonNullable<Manifest["services"][S]>>> } = {
+  postgres: backupPostgres,
+  redis: backupRedis,
+  minio: backupMinio,
+};
+
+/**
+ * Back up every configured service into one new set. Services run side by
+ * side and each hashes its own files as soon as its tools finish. The set is
+ * sealed and promoted only when every service succeeded; any failure removes
+ * the staging directory and leaves latest.json and earlier sets as they were.
+ */
+export async function backupSet(cfg: Config, opts: BackupOptions): Promise<BackupResult> {
+  const now = opts.now ?? (() => new Date());
+  const services = configuredServices(cfg);
+  if (services.length === 0) {
+    throw new UserError(`${cfg.source}: no service configured (add a "postgres", "redis" or "minio" section, or --pg-host/--redis-host/--minio-endpoint)`);
+  }
+  const lock = await acquireLock(cfg.output, "backup");
+  const abort = new AbortController();
+  const onOuterAbort = () => abort.abort();
+  opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
+  const runner = new HostRunner({ tools: cfg.tools, secrets: secretBagFromConfig(cfg), progress: opts.progress, signal: abort.signal });
+  try {
+    const startedAt = now();
+    const staged = await stageSet(cfg.output, startedAt);
+    opts.progress.info(`backup ${staged.id}: ${services.join(", ")} -> ${staged.dir}`);
+    try {
+      const ctx: ServiceBackupContext = { cfg, setDir: staged.dir, runner, progress: opts.progress, signal: abort.signal };
+      const results = await Promise.all(
+        services.map((s) =>
+          WORKERS[s](ctx).catch((err: unknown) => {
+            abort.abort(); // one failed service stops the others
+            throw err;
+          }),
+        ),
+      );
+      if (opts.signal?.aborted) throw new OperationError("backup cancelled");
+
+      const files = await completeFileList(staged.dir, results.flatMap((r) => r.files));
+      const steps: StepResult[] = results.flatMap((r) => r.steps);
+      const manifest: Manifest = {
+        schemaVersion: 1,
+        id: staged.id,
+        tool: { name: "backup-drill", version: TOOL_VERSION },
+        runner: "host",
+        host: hostname(),
+        startedAt: startedAt.toISOString(),
+        finishedAt: now().toISOString(),
+        services: Object.fromEntries(services.map((s, i) => [s, results[i]!.facts])),
+        steps: steps.map((s) => ({ id: s.id, service: s.service, argv: s.argv, exitCode: s.exitCode, durationMs: s.durationMs })),
+        files,
+        totals: { files: files.length, bytes: files.reduce((a, f) => a + f.size, 0) },
+      };
+      const manifestSha256 = await writeManifest(staged.dir, manifest);
+      await fsyncTree(staged.dir);
+      const latest = await promoteSet(cfg.output, staged, manifestSha256, now());
+      opts.progress.info(`backup ${staged.id}: complete, ${files.length} files, ${manifest.totals.bytes} bytes`);
+      return { id: staged.id, dir: latest.path, manifest, manifestSha256, latest };
+    } catch (err) {
+      abort.abort();
+      await discardStaged(staged);
+      throw err;
+    }
+  } finally {
+    opts.signal?.removeEventListener("abort", onOuterAbort);
+    runner.dispose();
+    await lock.release();
+  }
+}
+
+/** The services' file lists, plus any file they did not account for (hashed now), sorted by path. */
+async function completeFileList(setDir: string, reported: FileEntry[]): Promise<FileEntry[]> {
+  const byPath = new Map(reported.map((f) => [f.path, f]));
+  const onDisk = (await listFiles(setDir, setDir)).filter((p) => !SET_META_FILES.has(p));
+  const missing = onDisk.filter((p) => !byPath.has(p));
+  for (const f of await hashUnder(setDir, missing)) byPath.set(f.path, f);
+  return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

@@ -1,0 +1,32 @@
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { backupCommand } from "./commands/backup.js";
+import { EXIT, EXIT_CODES_EPILOG } from "./commands/common.js";
+import { sandboxCommand } from "./commands/sandbox.js";
+import { verifyCommand } from "./commands/verify.js";
+import { TOOL_VERSION } from "./version.js";
+
+/** yargs commands -> library calls. Each command module parses, loads config, calls one engine, reports. */
+export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
+  await yargs(argv)
+    .scriptName("backup-drill")
+    .usage("$0 <command> [options]\n\nBack up PostgreSQL, Redis and MinIO into checksummed sets, verify them, and prove they restore.")
+    .command(backupCommand)
+    .command(verifyCommand)
+    .command(sandboxCommand)
+    .demandCommand(1, "Name a command: backup-drill --help lists them.")
+    .strict()
+    .recommendCommands()
+    .version(TOOL_VERSION)
+    .help()
+    .alias("help", "h")
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .epilog(EXIT_CODES_EPILOG)
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      process.stderr.write(`backup-drill: error: ${msg}\n(backup-drill --help for usage)\n`);
+      void y;
+      process.exit(EXIT.input);
+    })
+    .parseAsync();
+}

@@ -1,0 +1,19 @@
+import type { Argv } from "yargs";
+import { backupSet } from "../backup.js";
+import { backupHuman, backupJson } from "../report.js";
+import { configFrom, defineCommand, EXIT, EXIT_CODES_EPILOG, runCommand, withGlobalOptions, type GlobalArgs } from "./common.js";
+
+export const backupCommand = defineCommand<GlobalArgs>({
+  command: "backup",
+  describe: "Back up every configured service into a new checksummed set under the output root",
+  builder: (y: Argv) =>
+    withGlobalOptions(y).epilog(
+      `Writes <output>/.partial-<id>/, seals it with manifest.json, SHA256SUMS and manifest.sha256, renames it to <output>/<id>/ and then replaces latest.json. A failure in any service removes the staging directory and leaves earlier sets and latest.json untouched.\n\n${EXIT_CODES_EPILOG}`,
+    ),
+  handler: (args: GlobalArgs) =>
+    runCommand("backup", args, async ({ progress, signal }) => {
+      const cfg = configFrom(args);
+      const result = await backupSet(cfg, { progress, signal });
+      return { exitCode: EXIT.ok, json: backupJson(result), human: backupHuman(result) };
+    }),
+});

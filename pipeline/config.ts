@@ -1,0 +1,377 @@
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { z } from "zod";
+import { DURATION_PATTERN, parseDuration } from "./duration.js";
+import { UserError, errorMessage } from "./errors.js";
+import { Secret } from "./secret.js";
+
+export const DEFAULT_CONFIG_FILE = "backup-drill.config.json";
+export const DEFAULT_OUTPUT = "output/backups";
+
+// ---------------------------------------------------------------------------
+// Schema (what the file holds: secrets are references, never values)
+// ---------------------------------------------------------------------------
+
+const secretRef = (what: string) =>
+  z
+    .string()
+    .regex(/^(env|file):.+$/, {
+      message: 'must be a reference "env:NAME" or "file:PATH", never the secret itself',
+    })
+    .meta({ secret: true, description: `${what}, as a reference: "env:NAME" or "file:PATH".` });
+
+const duration = (what: string) =>
+  z
+    .string()
+    .regex(DURATION_PATTERN, { message: 'must be a duration such as "90s", "26h", "3d" or "1h30m"' })
+    .meta({ description: what });
+
+const host = z.string().min(1).meta({ description: "Host name or IP address." });
+const port = (dflt: number) =>
+  z.number().int().min(1).max(65535).default(dflt).meta({ description: "TCP port." });
+const name = z.string().min(1);
+
+export const SanityQuerySchema = z
+  .strictObject({
+    name: name.meta({ description: "Short name shown in the drill report." }),
+    database: name.meta({ description: "Database the query runs in." }),
+    sql: z.string().min(1).meta({ description: "A read-only query." }),
+    expect: z
+      .union([
+        z.strictObject({ min: z.number() }),
+        z.strictObject({ max: z.number() }),
+        z.strictObject({ equals: z.union([z.number(), z.string(), z.boolean(), z.null()]) }),
+        z.strictObject({ rows: z.array(z.array(z.unknown())) }),
+      ])
+      .meta({
+        description:
+          'Expectation: {"min": n} / {"max": n} / {"equals": v} compare the first column of the first row; {"rows": [[...]]} compares every row.',
+      }),
+  })
+  .meta({ description: "A query run against the restored database in a drill." });
+
+export const PostgresSchema = z
+  .strictObject({
+    host: host.default("127.0.0.1"),
+    port: port(5432),
+    user: name.default("postgres").meta({ description: "Role used to connect." }),
+    password: secretRef("Password of the role").optional(),
+    databases: z
+      .array(name)
+      .min(1)
+      .optional()
+      .meta({ description: "Databases to dump. Default: every database that is not a template." }),
+    jobs: z.number().int().min(1).max(64).default(2).meta({ description: "pg_dump/pg_restore --jobs." }),
+    globals: z
+      .boolean()
+      .default(false)
+      .meta({ description: "Also run pg_dumpall --globals-only (roles, tablespaces; needs a superuser)." }),
+    sanityQueries: z.array(SanityQuerySchema).default([]),
+  })
+  .meta({ description: "PostgreSQL source. Omit the section to skip PostgreSQL." });
+
+export const RedisSchema = z
+  .strictObject({
+    host: host.default("127.0.0.1"),
+    port: port(6379),
+    username: name.optional().meta({ description: "ACL user (default: the default user)." }),
+    password: secretRef("Password (requirepass or the ACL user's)").optional(),
+    bgsaveTimeout: duration("How long to wait for BGSAVE to finish.").default("10m"),
+    sampleSize: z
+      .number()
+      .int()
+      .min(0)
+      .max(1_000_000)
+      .default(1000)
+      .meta({ description: "Keys whose type and value digest are recorded for the drill to compare." }),
+    samplePatterns: z
+      .array(z.string().min(1))
+      .default([])
+      .meta({ description: "SCAN MATCH patterns: every matching key is recorded too." }),
+  })
+  .meta({ description: "Redis source. Omit the section to skip Redis." });
+
+export const MinioSchema = z
+  .strictObject({
+    endpoint: z
+      .url({ protocol: /^https?$/ })
+      .default("http://127.0.0.1:9000")
+      .meta({ description: "S3 endpoint URL, e.g. http://127.0.0.1:9000." }),
+    accessKey: z.string().min(1).meta({ description: 'Access key: a literal or "env:NAME" / "file:PATH".' }),
+    secretKey: secretRef("Secret key"),
+    region: z.string().min(1).default("us-east-1"),
+    buckets: z
+      .array(name)
+      .min(1)
+      .optional()
+      .meta({ description: "Buckets to mirror. Default: every bucket." }),
+    canary: z
+      .boolean()
+      .default(true)
+      .meta({ description: "Write, read back and delete a random object in each bucket to prove it works." }),
+  })
+  .meta({ description: "MinIO / S3 source. Omit the section to skip object storage." });
+
+export const ToolsSchema = z
+  .strictObject({
+    pg_dump: z.string().min(1).optional(),
+    pg_dumpall: z.string().min(1).optional(),
+    pg_restore: z.string().min(1).optional(),
+    psql: z.string().min(1).optional(),
+    postgres_bin: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: "Directory holding initdb and postgres for throwaway drill servers." }),
+    redis_cli: z.string().min(1).optional(),
+    redis_server: z.string().min(1).optional(),
+    redis_check_rdb: z.string().min(1).optional(),
+    mc: z.string().min(1).optional(),
+    minio: z.string().min(1).optional(),
+  })
+  .meta({ description: "Paths of external tools. Default: found on PATH." });
+
+export const ConfigSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    output: z.string().min(1).default(DEFAULT_OUTPUT).meta({ description: "Root of the backup sets." }),
+    postgres: PostgresSchema.optional(),
+    redis: RedisSchema.optional(),
+    minio: MinioSchema.optional(),
+    tools: ToolsSchema.default({}),
+  })
+  .meta({ title: "backup-drill configuration" });
+
+export type ConfigFile = z.infer<typeof ConfigSchema>;
+export type SanityQuery = z.infer<typeof SanityQuerySchema>;
+export type ToolPaths = z.infer<typeof ToolsSchema>;
+
+// ---------------------------------------------------------------------------
+// Resolved config: what engines receive (secrets resolved, paths absolute)
+// ---------------------------------------------------------------------------
+
+export type PostgresSource = Omit<z.infer<typeof PostgresSchema>, "password"> & { password?: Secret };
+export type RedisSource = Omit<z.infer<typeof RedisSchema>, "password" | "bgsaveTimeout"> & {
+  password?: Secret;
+  bgsaveTimeoutMs: number;
+};
+export type MinioSource = Omit<z.infer<typeof MinioSchema>, "accessKey" | "secretKey"> & {
+  accessKey: Secret;
+  secretKey: Secret;
+};
+
+export type Config = {
+  /** Where the config came from (a file path, or "defaults"); for messages. */
+  source: string;
+  output: string;
+  postgres?: PostgresSource;
+  redis?: RedisSource;
+  minio?: MinioSource;
+  tools: ToolPaths;
+};
+
+export type ServiceName = "postgres" | "redis" | "minio";
+export const SERVICES: readonly ServiceName[] = ["postgres", "redis", "minio"];
+
+export function configuredServices(cfg: Config): ServiceName[] {
+  return SERVICES.filter((s) => cfg[s] !== undefined);
+}
+
+export function secretsOf(cfg: Config): Secret[] {
+  return [cfg.postgres?.password, cfg.redis?.password, cfg.minio?.accessKey, cfg.minio?.secretKey].filter(
+    (s): s is Secret => s !== undefined,
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Overrides: flags and environment variables
+// ---------------------------------------------------------------------------
+
+type OverrideSpec = { path: [string, string] | [string]; kind: "string" | "int" | "list"; env: string; flag: string };
+
+/** Every scalar a flag or an environment variable may override. Flags win over env, env over the file. */
+export const OVERRIDES: readonly OverrideSpec[] = [
+  { path: ["output"], kind: "string", env: "BACKUP_DRILL_OUTPUT", flag: "output" },
+  { path: ["postgres", "host"], kind: "string", env: "BACKUP_DRILL_PG_HOST", flag: "pg-host" },
+  { path: ["postgres", "port"], kind: "int", env: "BACKUP_DRILL_PG_PORT", flag: "pg-port" },
+  { path: ["postgres", "user"], kind: "string", env: "BACKUP_DRILL_PG_USER", flag: "pg-user" },
+  { path: ["postgres", "password"], kind: "string", env: "BACKUP_DRILL_PG_PASSWORD", flag: "pg-password" },
+  { path: ["postgres", "databases"], kind: "list", env: "BACKUP_DRILL_PG_DATABASES", flag: "pg-databases" },
+  { path: ["redis", "host"], kind: "string", env: "BACKUP_DRILL_REDIS_HOST", flag: "redis-host" },
+  { path: ["redis", "port"], kind: "int", env: "BACKUP_DRILL_REDIS_PORT", flag: "redis-port" },
+  { path: ["redis", "username"], kind: "string", env: "BACKUP_DRILL_REDIS_USERNAME", flag: "redis-username" },
+  { path: ["redis", "password"], kind: "string", env: "BACKUP_DRILL_REDIS_PASSWORD", flag: "redis-password" },
+  { path: ["minio", "endpoint"], kind: "string", env: "BACKUP_DRILL_MINIO_ENDPOINT", flag: "minio-endpoint" },
+  { path: ["minio", "accessKey"], kind: "string", env: "BACKUP_DRILL_MINIO_ACCESS_KEY", flag: "minio-access-key" },
+  { path: ["minio", "secretKey"], kind: "string", env: "BACKUP_DRILL_MINIO_SECRET_KEY", flag: "minio-secret-key" },
+  { path: ["minio", "buckets"], kind: "list", env: "BACKUP_DRILL_MINIO_BUCKETS", flag: "minio-buckets" },
+];
+
+export type LoadOptions = {
+  /** --config; else $BACKUP_DRILL_CONFIG; else ./backup-drill.config.json when it exists. */
+  configPath?: string;
+  /** Parsed flags keyed by OVERRIDES[].flag (yargs camel-cases too; both are accepted). */
+  flags?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /**
+   * Resolve secret references now (default), so a missing one fails before
+   * any work starts. Commands that never contact a service (verify) pass
+   * false: their secrets resolve only if revealed.
+   */
+  resolveSecrets?: boolean;
+};
+
+function applyOverride(raw: Record<string, unknown>, spec: OverrideSpec, value: string, origin: string): void {
+  let parsed: unknown = value;
+  if (spec.kind === "int") {
+    if (!/^\d+$/.test(value)) throw new UserError(`${origin}: expected an integer, got "${value}"`);
+    parsed = Number(value);
+  } else if (spec.kind === "list") {
+    parsed = value
+      .split(",")
+      .map((v) => v.trim())
+      .filter(Boolean);
+  }
+  if (spec.path.length === 1) {
+    raw[spec.path[0]] = parsed;
+    return;
+  }
+  const [section, key] = spec.path;
+  const current = raw[section];
+  const obj = current && typeof current === "object" ? (current as Record<string, unknown>) : {};
+  obj[key] = parsed;
+  raw[section] = obj;
+}
+
+function flagValue(flags: Record<string, unknown>, flag: string): string | undefined {
+  const camel = flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  const v = flags[flag] ?? flags[camel];
+  if (v === undefined || v === null) return undefined;
+  return String(v);
+}
+
+// ---------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.length === 0
+    ? "(top level)"
+    : path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("");
+}
+
+/** One line for the first zod issue: "<file>: <field>: <problem>". */
+function describeIssue(source: string, error: z.ZodError): string {
+  const issue = error.issues[0]!;
+  let path = issue.path;
+  let message = issue.message;
+  if (issue.code === "unrecognized_keys") {
+    path = [...issue.path, issue.keys[0]!];
+    message = "unknown key";
+  }
+  return `${source}: ${formatPath(path)}: ${message}`;
+}
+
+export function resolveSecretRef(ref: string, field: string, env: NodeJS.ProcessEnv, cwd: string): Secret {
+  if (ref.startsWith("env:")) {
+    const name = ref.slice(4);
+    const value = env[name];
+    if (value === undefined || value === "") {
+      throw new UserError(`${field}: environment variable ${name} is not set`);
+    }
+    return new Secret(value, ref);
+  }
+  if (ref.startsWith("file:")) {
+    const path = resolve(cwd, ref.slice(5));
+    let value: string;
+    try {
+      value = readFileSync(path, "utf8").replace(/\r?\n$/, "");
+    } catch (err) {
+      throw new UserError(`${field}: cannot read secret file ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+    }
+    if (value === "") throw new UserError(`${field}: secret file ${path} is empty`);
+    return new Secret(value, ref);
+  }
+  throw new UserError(`${field}: must be a reference "env:NAME" or "file:PATH"`);
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const flags = opts.flags ?? {};
+
+  const explicit = opts.configPath ?? env.BACKUP_DRILL_CONFIG;
+  const path = explicit ? resolve(cwd, explicit) : resolve(cwd, DEFAULT_CONFIG_FILE);
+  // file: references in a config file are relative to the file; from flags or env, to the working directory.
+  let base = cwd;
+  let raw: Record<string, unknown> = {};
+  let source = "defaults";
+  if (explicit || existsSync(path)) {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (err) {
+      throw new UserError(`config ${path}: cannot read: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+    }
+    try {
+      raw = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new UserError(`config ${path}: not valid JSON: ${errorMessage(err)}`);
+    }
+    if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
+      throw new UserError(`config ${path}: (top level): expected a JSON object`);
+    }
+    source = path;
+    base = resolve(path, "..");
+  }
+
+  for (const spec of OVERRIDES) {
+    const fromEnv = env[spec.env];
+    if (fromEnv !== undefined && fromEnv !== "") applyOverride(raw, spec, fromEnv, `$${spec.env}`);
+  }
+  for (const spec of OVERRIDES) {
+    const fromFlag = flagValue(flags, spec.flag);
+    if (fromFlag !== undefined) applyOverride(raw, spec, fromFlag, `--${spec.flag}`);
+  }
+
+  const eager = opts.resolveSecrets ?? true;
+  const secret = (ref: string, field: string, literalOk = false): Secret => {
+    if (literalOk && !/^(env|file):/.test(ref)) return new Secret(ref, "literal");
+    return eager ? resolveSecretRef(ref, field, env, base) : new Secret(() => resolveSecretRef(ref, field, env, base).reveal(), ref);
+  };
+
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) throw new UserError(describeIssue(source === "defaults" ? "config" : source, parsed.error));
+  const file = parsed.data;
+
+  const cfg: Config = { source, output: resolve(cwd, file.output), tools: file.tools };
+  if (file.postgres) {
+    const { password, ...rest } = file.postgres;
+    cfg.postgres = { ...rest, password: password ? secret(password, "postgres.password") : undefined };
+  }
+  if (file.redis) {
+    const { password, bgsaveTimeout, ...rest } = file.redis;
+    cfg.redis = {
+      ...rest,
+      password: password ? secret(password, "redis.password") : undefined,
+      bgsaveTimeoutMs: parseDuration(bgsaveTimeout)!,
+    };
+  }
+  if (file.minio) {
+    const { accessKey, secretKey, ...rest } = file.minio;
+    cfg.minio = {
+      ...rest,
+      accessKey: secret(accessKey, "minio.accessKey", true),
+      secretKey: secret(secretKey, "minio.secretKey"),
+    };
+  }
+  return cfg;
+}
+
+/** The config as safe-to-print data: secrets appear as their references. */
+export function redactConfig(cfg: Config): unknown {
+  return JSON.parse(
+    JSON.stringify(cfg, (_k, v: unknown) => (v instanceof Secret ? (v.ref === "literal" ? "[redacted]" : v.ref) : v)),
+  );
+}

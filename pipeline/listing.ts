@@ -1,0 +1,55 @@
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { z } from "zod";
+
+/**
+ * minio/<bucket>.objects.jsonl: one line per object, holding what `mc mirror`
+ * loses (Content-Type, Content-Encoding, Cache-Control, user metadata, tags,
+ * folder/ markers) and where the object's bytes are in the set.
+ */
+export const ObjectEntrySchema = z.strictObject({
+  key: z.string(),
+  size: z.number().int().min(0),
+  etag: z.string(),
+  lastModified: z.string(),
+  contentType: z.string().optional(),
+  contentEncoding: z.string().optional(),
+  cacheControl: z.string().optional(),
+  contentDisposition: z.string().optional(),
+  contentLanguage: z.string().optional(),
+  userMetadata: z.record(z.string(), z.string()),
+  tags: z.record(z.string(), z.string()),
+  /** A zero-byte "folder/" object: it has no file in the set. */
+  marker: z.boolean(),
+  /** Set-relative path of the object's bytes; null for a marker. */
+  path: z.string().nullable(),
+  /** Why the key is not stored at its own path (then `path` is under <bucket>.unmapped/). */
+  pathReason: z.string().optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type ObjectEntry = z.infer<typeof ObjectEntrySchema>;
+
+/** JSONL text of a listing; each entry is validated on the way out, as readListing will on the way in. */
+export function listingText(entries: ObjectEntry[]): string {
+  return entries.map((e) => `${JSON.stringify(ObjectEntrySchema.parse(e))}\n`).join("");
+}
+
+/** Read and validate a listing; a bad line throws naming its line number. */
+export async function readListing(path: string): Promise<ObjectEntry[]> {
+  const out: ObjectEntry[] = [];
+  const lines = createInterface({ input: createReadStream(path, "utf8"), crlfDelay: Infinity });
+  let n = 0;
+  for await (const line of lines) {
+    n++;
+    if (line === "") continue;
+    let parsed;
+    try {
+      parsed = ObjectEntrySchema.safeParse(JSON.parse(line));
+    } catch (err) {
+      throw new Error(`line ${n}: not JSON: ${(err as Error).message}`);
+    }
+    if (!parsed.success) throw new Error(`line ${n}: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
+    out.push(parsed.data);
+  }
+  return out;
+}

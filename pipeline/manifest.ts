@@ -1,0 +1,198 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { IntegrityError } from "./errors.js";
+import { parseSha256sums, sha256Hex, sha256sumLine } from "./hash.js";
+import { writeFileDurable } from "./store/fsync.js";
+
+export const MANIFEST_FILE = "manifest.json";
+export const MANIFEST_SHA_FILE = "manifest.sha256";
+export const SUMS_FILE = "SHA256SUMS";
+export const SCHEMA_VERSION = 1;
+
+const iso = z.iso.datetime({ offset: true });
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+export const FileEntrySchema = z.strictObject({
+  path: z.string().min(1),
+  size: z.number().int().min(0),
+  sha256,
+});
+
+export const TableFactsSchema = z.strictObject({
+  schema: z.string(),
+  name: z.string(),
+  rows: z.number().int().min(0),
+  bytes: z.number().int().min(0),
+});
+
+export const PostgresFactsSchema = z.strictObject({
+  serverVersion: z.string(),
+  serverVersionNum: z.number().int(),
+  systemIdentifier: z.string(),
+  pgDumpVersion: z.string(),
+  globals: z.string().optional().meta({ description: "Path of pg_dumpall --globals-only output, when taken." }),
+  databases: z.array(
+    z.strictObject({
+      name: z.string(),
+      dir: z.string(),
+      schemaFile: z.string(),
+      sizeBytes: z.number().int().min(0),
+      tables: z.array(TableFactsSchema),
+    }),
+  ),
+});
+
+export const RedisSampleSchema = z.strictObject({
+  db: z.number().int().min(0),
+  key: z.string().meta({ description: "The key; base64 when keyEncoding is base64." }),
+  keyEncoding: z.enum(["utf8", "base64"]),
+  type: z.string(),
+  digest: sha256,
+  ttlMs: z.number().int().meta({ description: "PTTL at sampling time; -1 when the key has no expiry." }),
+});
+
+export const RedisFactsSchema = z.strictObject({
+  version: z.string(),
+  runId: z.string(),
+  role: z.string(),
+  keyspace: z.array(z.strictObject({ db: z.number().int().min(0), keys: z.number().int().min(0), expires: z.number().int().min(0) })),
+  bgsave: z.strictObject({
+    lastsaveBefore: z.number().int(),
+    lastsaveAfter: z.number().int(),
+    status: z.string(),
+    waitedMs: z.number().int().min(0),
+    joinedRunning: z.boolean().meta({ description: "A BGSAVE was already running and was waited for." }),
+  }),
+  rdb: z.string(),
+  rdbCheck: z.literal("ok"),
+  sample: z.array(RedisSampleSchema),
+});
+
+export const BucketFactsSchema = z.strictObject({
+  name: z.string(),
+  dir: z.string(),
+  listing: z.string(),
+  objects: z.number().int().min(0),
+  bytes: z.number().int().min(0),
+  markers: z.number().int().min(0).meta({ description: "Zero-byte folder/ marker objects (no file; in the listing only)." }),
+  unmapped: z
+    .number()
+    .int()
+    .min(0)
+    .meta({ description: "Objects whose key is not a safe relative path; stored by sha256(key) under <bucket>.unmapped/." }),
+  canary: z
+    .strictObject({ ok: z.boolean(), key: z.string(), sha256, bytes: z.number().int(), durationMs: z.number().int() })
+    .optional(),
+});
+
+export const MinioFactsSchema = z.strictObject({
+  endpoint: z.string().meta({ description: "Endpoint URL without credentials." }),
+  buckets: z.array(BucketFactsSchema),
+});
+
+export const StepRecordSchema = z.strictObject({
+  id: z.string(),
+  service: z.enum(["postgres", "redis", "minio"]),
+  argv: z.array(z.string()),
+  exitCode: z.number().int(),
+  durationMs: z.number().int().min(0),
+});
+
+export const ManifestSchema = z
+  .strictObject({
+    schemaVersion: z.literal(SCHEMA_VERSION),
+    id: z.string(),
+    tool: z.strictObject({ name: z.literal("backup-drill"), version: z.string() }),
+    runner: z.enum(["host", "dagger"]),
+    host: z.string(),
+    startedAt: iso,
+    finishedAt: iso,
+    services: z.strictObject({
+      postgres: PostgresFactsSchema.optional(),
+      redis: RedisFactsSchema.optional(),
+      minio: MinioFactsSchema.optional(),
+    }),
+    steps: z.array(StepRecordSchema),
+    files: z.array(FileEntrySchema),
+    totals: z.strictObject({ files: z.number().int().min(0), bytes: z.number().int().min(0) }),
+  })
+  .meta({ title: "backup-drill manifest" });
+
+export type Manifest = z.infer<typeof ManifestSchema>;
+export type FileEntry = z.infer<typeof FileEntrySchema>;
+export type PostgresFacts = z.infer<typeof PostgresFactsSchema>;
+export type RedisFacts = z.infer<typeof RedisFactsSchema>;
+export type RedisSample = z.infer<typeof RedisSampleSchema>;
+export type MinioFacts = z.infer<typeof MinioFactsSchema>;
+export type BucketFacts = z.infer<typeof BucketFactsSchema>;
+
+/** Files in a set that the manifest does not list, because they describe or follow it. */
+export const SET_META_FILES = new Set([MANIFEST_FILE, MANIFEST_SHA_FILE, SUMS_FILE]);
+
+export function manifestBytes(manifest: Manifest): Buffer {
+  return Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, "utf8");
+}
+
+/**
+ * Seal a staged set: manifest.json, then SHA256SUMS (every artifact and
+ * manifest.json), then manifest.sha256 last — its presence means the rest
+ * was written. Returns the manifest's sha256.
+ */
+export async function writeManifest(dir: string, manifest: Manifest): Promise<string> {
+  const parsed = ManifestSchema.parse(manifest);
+  const bytes = manifestBytes(parsed);
+  const manifestSha = sha256Hex(bytes);
+  await writeFileDurable(join(dir, MANIFEST_FILE), bytes);
+  const sums = [...parsed.files.map((f) => sha256sumLine(f.sha256, f.path)), sha256sumLine(manifestSha, MANIFEST_FILE)];
+  await writeFileDurable(join(dir, SUMS_FILE), sums.join(""));
+  await writeFileDurable(join(dir, MANIFEST_SHA_FILE), sha256sumLine(manifestSha, MANIFEST_FILE));
+  return manifestSha;
+}
+
+/**
+ * Load a set's manifest and trust it only after its own checksum and schema
+ * check out. Throws IntegrityError naming the file and what is wrong.
+ */
+export async function loadManifest(dir: string): Promise<{ manifest: Manifest; sha256: string }> {
+  let shaText: string;
+  try {
+    shaText = await readFile(join(dir, MANIFEST_SHA_FILE), "utf8");
+  } catch {
+    throw new IntegrityError(`${MANIFEST_SHA_FILE}: missing or unreadable in ${dir}`);
+  }
+  let expected: string;
+  try {
+    const lines = parseSha256sums(shaText);
+    if (lines.length !== 1 || lines[0]!.path !== MANIFEST_FILE) throw new Error("expected one line for manifest.json");
+    expected = lines[0]!.sha256;
+  } catch (err) {
+    throw new IntegrityError(`${MANIFEST_SHA_FILE}: malformed: ${(err as Error).message}`);
+  }
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(join(dir, MANIFEST_FILE));
+  } catch {
+    throw new IntegrityError(`${MANIFEST_FILE}: missing or unreadable in ${dir}`);
+  }
+  const actual = sha256Hex(bytes);
+  if (actual !== expected) {
+    throw new IntegrityError(`${MANIFEST_FILE}: checksum mismatch (manifest.sha256 says ${expected.slice(0, 12)}…, file is ${actual.slice(0, 12)}…)`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString("utf8"));
+  } catch (err) {
+    throw new IntegrityError(`${MANIFEST_FILE}: not valid JSON: ${(err as Error).message}`);
+  }
+  const version = (json as { schemaVersion?: unknown } | null)?.schemaVersion;
+  if (version !== SCHEMA_VERSION) {
+    throw new IntegrityError(`${MANIFEST_FILE}: schemaVersion ${String(version)} is not supported (expected ${SCHEMA_VERSION})`);
+  }
+  const parsed = ManifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new IntegrityError(`${MANIFEST_FILE}: ${issue.path.join(".") || "(top level)"}: ${issue.message}`);
+  }
+  return { manifest: parsed.data, sha256: actual };
+}

@@ -1,0 +1,203 @@
+import type { MinioSource, PostgresSource, RedisSource } from "./config.js";
+import type { Endpoint, Step } from "./step.js";
+import { MC_MODULE, MC_VERSION } from "./versions.js";
+
+/**
+ * config + probed facts -> Steps. Pure: no I/O, no clock. The host runner and
+ * the Dagger runner execute exactly these argv lists.
+ */
+
+/** A name (database, bucket) as one safe path segment: [A-Za-z0-9_.-] kept, the rest %XX-encoded. */
+export function pathSegment(name: string): string {
+  const encoded = Array.from(new TextEncoder().encode(name), (b) => {
+    const c = String.fromCharCode(b);
+    return /[A-Za-z0-9_.-]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
+  }).join("");
+  // "." and ".." are not names a directory may have.
+  return encoded.replace(/^\.{1,2}$/, (dots) => "%2E".repeat(dots.length));
+}
+
+/** libpq conninfo value quoting: 'a b' with \ and ' escaped. */
+function conninfoQuote(value: string): string {
+  return `'${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+export function postgresImage(serverMajor: number): string {
+  return `postgres:${serverMajor}`;
+}
+
+export function redisImage(version: string): string {
+  const [major, minor] = version.split(".");
+  return `redis:${major}.${minor}`;
+}
+
+/** mc is built from the pinned Go module; the image name says which build the Dagger runner makes. */
+export const MC_IMAGE = `go-install:${MC_MODULE}@${MC_VERSION}`;
+
+export type PostgresFacts = {
+  serverMajor: number;
+  databases: string[];
+  /** Exported snapshot per database (host runner): counts and dump see the same data. */
+  snapshots?: Record<string, string>;
+};
+
+export type PostgresDumpLayout = { database: string; dir: string; schemaFile: string };
+
+export function postgresLayout(database: string): PostgresDumpLayout {
+  const seg = pathSegment(database);
+  return { database, dir: `postgres/${seg}`, schemaFile: `postgres/${seg}.schema.sql` };
+}
+
+export function planPostgres(src: PostgresSource, facts: PostgresFacts, at: Endpoint): Step[] {
+  const image = postgresImage(facts.serverMajor);
+  const conn = ["--host", at.host, "--port", String(at.port), "--username", src.user, "--no-password"];
+  const secretEnv: Step["secretEnv"] = src.password ? { PGPASSWORD: "postgres.password" } : {};
+  const env = { PGCONNECT_TIMEOUT: "10", PGAPPNAME: "backup-drill" };
+  const steps: Step[] = [];
+  if (src.globals) {
+    steps.push({
+      id: "postgres/globals",
+      service: "postgres",
+      image,
+      argv: ["pg_dumpall", "--globals-only", ...conn, "--file", "postgres/globals.sql"],
+      env,
+      secretEnv,
+      outputs: ["postgres/globals.sql"],
+    });
+  }
+  for (const db of facts.databases) {
+    const layout = postgresLayout(db);
+    const snapshot = facts.snapshots?.[db];
+    steps.push({
+      id: `postgres/dump/${db}`,
+      service: "postgres",
+      image,
+      argv: [
+        "pg_dump",
+        "--format=directory",
+        `--jobs=${src.jobs}`,
+        ...(snapshot ? [`--snapshot=${snapshot}`] : []),
+        ...conn,
+        "--file",
+        layout.dir,
+        "--dbname",
+        `dbname=${conninfoQuote(db)}`,
+      ],
+      env,
+      secretEnv,
+      outputs: [layout.dir],
+    });
+    // The schema as the dump holds it, for the drill's round-trip comparison.
+    steps.push({
+      id: `postgres/schema/${db}`,
+      service: "postgres",
+      image,
+      argv: ["pg_restore", "--schema-only", "--file", layout.schemaFile, layout.dir],
+      env: {},
+      secretEnv: {},
+      outputs: [layout.schemaFile],
+    });
+  }
+  return steps;
+}
+
+export type RedisFacts = { version: string };
+
+export const REDIS_RDB = "redis/dump.rdb";
+
+export function planRedis(src: RedisSource, facts: RedisFacts, at: Endpoint): Step[] {
+  const image = redisImage(facts.version);
+  return [
+    {
+      id: "redis/rdb",
+      service: "redis",
+      image,
+      argv: [
+        "redis-cli",
+        "-h",
+        at.host,
+        "-p",
+        String(at.port),
+        ...(src.username ? ["--user", src.username] : []),
+        "--no-auth-warning",
+        "--rdb",
+        REDIS_RDB,
+      ],
+      env: {},
+      secretEnv: src.password ? { REDISCLI_AUTH: "redis.password" } : {},
+      outputs: [REDIS_RDB],
+    },
+    {
+      id: "redis/check-rdb",
+      service: "redis",
+      image,
+      argv: ["redis-check-rdb", REDIS_RDB],
+      env: {},
+      secretEnv: {},
+      outputs: [],
+    },
+  ];
+}
+
+export type MinioFacts = { buckets: string[] };
+
+/** The mc alias the steps use; MC_HOST_<alias> carries the endpoint and credentials. */
+export const MC_ALIAS = "src";
+
+export type BucketLayout = { bucket: string; dir: string; listing: string; unmapped: string };
+
+export function bucketLayout(bucket: string): BucketLayout {
+  const seg = pathSegment(bucket);
+  return {
+    bucket,
+    dir: `minio/${seg}`,
+    listing: `minio/${seg}.objects.jsonl`,
+    unmapped: `minio/${seg}.unmapped`,
+  };
+}
+
+export function planMinio(_src: MinioSource, facts: MinioFacts): Step[] {
+  return facts.buckets.map((bucket) => {
+    const layout = bucketLayout(bucket);
+    return {
+      id: `minio/mirror/${bucket}`,
+      service: "minio" as const,
+      image: MC_IMAGE,
+      argv: ["mc", "mirror", "--quiet", "--no-color", `${MC_ALIAS}/${bucket}`, layout.dir],
+      env: {},
+      secretEnv: { [`MC_HOST_${MC_ALIAS}`]: "minio.mcHost" as const },
+      outputs: [layout.dir],
+    };
+  });
+}
+
+/** Format checks verify runs on a sealed set: each dump's table of contents, the RDB's structure. */
+export function planFormatChecks(
+  postgres: { serverVersion: string; databases: { name: string; dir: string }[] } | undefined,
+  redis: { version: string; rdb: string } | undefined,
+): Step[] {
+  const steps: Step[] = [];
+  for (const db of postgres?.databases ?? []) {
+    steps.push({
+      id: `verify/pg_restore-list/${db.name}`,
+      service: "postgres",
+      image: postgresImage(Number(postgres!.serverVersion.split(".")[0])),
+      argv: ["pg_restore", "--list", db.dir],
+      env: {},
+      secretEnv: {},
+      outputs: [],
+    });
+  }
+  if (redis) {
+    steps.push({
+      id: "verify/redis-check-rdb",
+      service: "redis",
+      image: redisImage(redis.version),
+      argv: ["redis-check-rdb", redis.rdb],
+      env: {},
+      secretEnv: {},
+      outputs: [],
+    });
+  }
+  return steps;
+}

@@ -1,0 +1,85 @@
+import type { BackupResult } from "./backup.js";
+import type { VerifyReport } from "./verify.js";
+
+/** Human and JSON shapes of command results. Pure: strings and plain objects. */
+
+export function humanBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+/** A fixed-width text table. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+export function backupJson(r: BackupResult) {
+  const m = r.manifest;
+  return {
+    ok: true,
+    id: r.id,
+    dir: r.dir,
+    manifestSha256: r.manifestSha256,
+    startedAt: m.startedAt,
+    finishedAt: m.finishedAt,
+    durationMs: Date.parse(m.finishedAt) - Date.parse(m.startedAt),
+    services: {
+      ...(m.services.postgres
+        ? {
+            postgres: {
+              serverVersion: m.services.postgres.serverVersion,
+              databases: m.services.postgres.databases.map((d) => ({ name: d.name, tables: d.tables.length, rows: d.tables.reduce((a, t) => a + t.rows, 0) })),
+            },
+          }
+        : {}),
+      ...(m.services.redis
+        ? { redis: { version: m.services.redis.version, keyspace: m.services.redis.keyspace, sampled: m.services.redis.sample.length } }
+        : {}),
+      ...(m.services.minio
+        ? { minio: { buckets: m.services.minio.buckets.map((b) => ({ name: b.name, objects: b.objects, bytes: b.bytes, unmapped: b.unmapped })) } }
+        : {}),
+    },
+    totals: m.totals,
+  };
+}
+
+export function backupHuman(r: BackupResult): string {
+  const m = r.manifest;
+  const rows: string[][] = [];
+  const pg = m.services.postgres;
+  if (pg) {
+    for (const d of pg.databases) {
+      rows.push(["postgres", d.name, `${d.tables.length} tables, ${d.tables.reduce((a, t) => a + t.rows, 0)} rows`]);
+    }
+    if (pg.globals) rows.push(["postgres", "globals", pg.globals]);
+  }
+  const rd = m.services.redis;
+  if (rd) for (const k of rd.keyspace) rows.push(["redis", `db${k.db}`, `${k.keys} keys, ${k.expires} with TTL`]);
+  for (const b of m.services.minio?.buckets ?? []) {
+    rows.push(["minio", b.name, `${b.objects} objects, ${humanBytes(b.bytes)}${b.unmapped ? `, ${b.unmapped} by hashed name` : ""}`]);
+  }
+  const seconds = ((Date.parse(m.finishedAt) - Date.parse(m.startedAt)) / 1000).toFixed(1);
+  return [
+    `backup ${r.id} complete in ${seconds}s: ${m.totals.files} files, ${humanBytes(m.totals.bytes)}`,
+    table(["service", "item", "contents"], rows),
+    `set: ${r.dir}`,
+  ].join("\n");
+}
+
+export function verifyHuman(r: VerifyReport): string {
+  const lines = [
+    r.ok
+      ? `verify ${r.id}: ok — ${r.filesChecked} files (${humanBytes(r.bytesChecked)}) match the manifest; ${r.formatChecks.length} format checks passed`
+      : `verify ${r.id}: FAILED — ${r.findings.length} finding(s)`,
+  ];
+  for (const f of r.findings) lines.push(`  ${f.verdict.padEnd(17)} ${f.path}: ${f.detail}`);
+  return lines.join("\n");
+}

@@ -1,0 +1,31 @@
+import type { ServiceName } from "./config.js";
+
+/** Binaries a Step may run. argv[0] is always one of these names; each runner resolves it. */
+export type ToolName = "pg_dump" | "pg_dumpall" | "pg_restore" | "psql" | "redis-cli" | "redis-check-rdb" | "mc";
+
+/** Named secrets a Step may ask for; the runner supplies each as an environment variable. */
+export type SecretName = "postgres.password" | "redis.password" | "minio.mcHost";
+
+/**
+ * One external tool call. Built by pure functions in plan.ts; executed by
+ * runners/host.ts with local binaries and by runners/dagger.ts in `image`
+ * with the very same argv. Paths in argv are relative to the set directory,
+ * which is the working directory in both runners.
+ */
+export type Step = {
+  /** Unique within a run, e.g. "postgres/dump/app". */
+  id: string;
+  service: ServiceName;
+  /** Container image the Dagger runner uses for this step. */
+  image: string;
+  argv: [ToolName, ...string[]];
+  /** Plain environment (never a secret). */
+  env: Record<string, string>;
+  /** Environment variable name -> secret name. */
+  secretEnv: Record<string, SecretName>;
+  /** Files or directories the step creates, relative to the set directory. */
+  outputs: string[];
+};
+
+/** Where a runner reaches a service: the host runner uses the configured address, Dagger a bound alias. */
+export type Endpoint = { host: string; port: number };

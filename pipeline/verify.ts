@@ -1,0 +1,224 @@
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import type { ToolPaths } from "./config.js";
+import { hashFile, listFiles, parseSha256sums } from "./hash.js";
+import { readListing } from "./listing.js";
+import { MANIFEST_FILE, SET_META_FILES, SUMS_FILE, loadManifest, type FileEntry, type Manifest } from "./manifest.js";
+import { planFormatChecks } from "./plan.js";
+import type { Progress } from "./progress.js";
+import { HostRunner } from "./runners/host.js";
+
+/** The closed set of things verify can say about a path. */
+export type Verdict =
+  | "missing"
+  | "truncated"
+  | "size-mismatch"
+  | "checksum-mismatch"
+  | "extra"
+  | "unreadable"
+  | "manifest-invalid"
+  | "format-invalid";
+
+export const VERDICTS: readonly Verdict[] = [
+  "missing",
+  "truncated",
+  "size-mismatch",
+  "checksum-mismatch",
+  "extra",
+  "unreadable",
+  "manifest-invalid",
+  "format-invalid",
+];
+
+export type Finding = { path: string; verdict: Verdict; detail: string };
+
+export type VerifyReport = {
+  id: string;
+  dir: string;
+  ok: boolean;
+  filesChecked: number;
+  bytesChecked: number;
+  formatChecks: { id: string; ok: boolean }[];
+  findings: Finding[];
+  counts: Record<Verdict, number>;
+};
+
+/** Files the drill adds to a sealed set (each with its own checksum file); verify checks them separately. */
+export const DRILL_SUMMARY_FILE = "restore-drill-summary.json";
+export const SET_ADDENDA = new Set([DRILL_SUMMARY_FILE, `${DRILL_SUMMARY_FILE}.sha256`]);
+
+/** Judge one manifest entry against the file on disk: one read, hash and size together. */
+export async function verifyArtifact(setDir: string, entry: FileEntry): Promise<Finding | undefined> {
+  const path = join(setDir, entry.path);
+  let actual;
+  try {
+    actual = await hashFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return { path: entry.path, verdict: "missing", detail: "listed in the manifest, not on disk" };
+    return { path: entry.path, verdict: "unreadable", detail: code ?? (err as Error).message };
+  }
+  if (actual.size < entry.size) {
+    return { path: entry.path, verdict: "truncated", detail: `${actual.size} of ${entry.size} bytes` };
+  }
+  if (actual.size !== entry.size) {
+    return { path: entry.path, verdict: "size-mismatch", detail: `${actual.size} bytes, manifest says ${entry.size}` };
+  }
+  if (actual.sha256 !== entry.sha256) {
+    return { path: entry.path, verdict: "checksum-mismatch", detail: `sha256 ${actual.sha256.slice(0, 12)}…, manifest says ${entry.sha256.slice(0, 12)}…` };
+  }
+  return undefined;
+}
+
+export function countVerdicts(findings: Finding[]): Record<Verdict, number> {
+  const counts = Object.fromEntries(VERDICTS.map((v) => [v, 0])) as Record<Verdict, number>;
+  for (const f of findings) counts[f.verdict]++;
+  return counts;
+}
+
+export type VerifyOptions = {
+  tools: ToolPaths;
+  progress: Progress;
+  /** Run pg_restore --list, redis-check-rdb and listing checks (default true). */
+  formatChecks?: boolean;
+  concurrency?: number;
+};
+
+/**
+ * Check a set end to end and collect every finding (never stopping at the
+ * first): manifest.sha256 and schema, every file's size and sha256, files the
+ * manifest does not know, SHA256SUMS against the manifest, then format checks.
+ */
+export async function verifySet(id: string, setDir: string, opts: VerifyOptions): Promise<VerifyReport> {
+  const findings: Finding[] = [];
+  const report = (manifest: Manifest | undefined, formatChecks: { id: string; ok: boolean }[]): VerifyReport => ({
+    id,
+    dir: setDir,
+    ok: findings.length === 0,
+    filesChecked: manifest?.files.length ?? 0,
+    bytesChecked: manifest?.totals.bytes ?? 0,
+    formatChecks,
+    findings,
+    counts: countVerdicts(findings),
+  });
+
+  let manifest: Manifest;
+  try {
+    ({ manifest } = await loadManifest(setDir));
+  } catch (err) {
+    findings.push({ path: MANIFEST_FILE, verdict: "manifest-invalid", detail: (err as Error).message.replace(/^manifest\.json: /, "") });
+    return report(undefined, []);
+  }
+
+  opts.progress.info(`verify ${id}: ${manifest.files.length} files, ${manifest.totals.bytes} bytes`);
+  const entries = manifest.files;
+  let next = 0;
+  const worker = async () => {
+    while (next < entries.length) {
+      const f = await verifyArtifact(setDir, entries[next++]!);
+      if (f) findings.push(f);
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency ?? 4 }, worker));
+
+  const listed = new Set(entries.map((e) => e.path));
+  for (const path of await listFiles(setDir, setDir)) {
+    if (!listed.has(path) && !SET_META_FILES.has(path) && !SET_ADDENDA.has(path)) {
+      findings.push({ path, verdict: "extra", detail: "on disk, not in the manifest" });
+    }
+  }
+  await checkSums(setDir, manifest, findings);
+  await checkDrillSummary(setDir, findings);
+
+  const formatChecks: { id: string; ok: boolean }[] = [];
+  if (opts.formatChecks ?? true) {
+    await runFormatChecks(setDir, manifest, opts, findings, formatChecks);
+    await checkListings(setDir, manifest, findings);
+  }
+  findings.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return report(manifest, formatChecks);
+}
+
+/** SHA256SUMS must say exactly what the manifest says (it is derived from it). */
+async function checkSums(setDir: string, manifest: Manifest, findings: Finding[]): Promise<void> {
+  let lines;
+  try {
+    lines = parseSha256sums(await readFile(join(setDir, SUMS_FILE), "utf8"));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    findings.push({ path: SUMS_FILE, verdict: code === "ENOENT" ? "missing" : "unreadable", detail: code ?? (err as Error).message });
+    return;
+  }
+  const inSums = new Map(lines.map((l) => [l.path, l.sha256]));
+  const disagree = manifest.files.filter((f) => inSums.get(f.path) !== f.sha256).length;
+  const unknown = lines.filter((l) => l.path !== MANIFEST_FILE && !manifest.files.some((f) => f.path === l.path)).length;
+  if (disagree > 0 || unknown > 0 || !inSums.has(MANIFEST_FILE)) {
+    findings.push({ path: SUMS_FILE, verdict: "checksum-mismatch", detail: `disagrees with the manifest on ${disagree + unknown} path(s)` });
+  }
+}
+
+async function checkDrillSummary(setDir: string, findings: Finding[]): Promise<void> {
+  const summary = join(setDir, DRILL_SUMMARY_FILE);
+  if (!(await stat(summary).catch(() => undefined))) return;
+  try {
+    const [line] = parseSha256sums(await readFile(`${summary}.sha256`, "utf8"));
+    const actual = await hashFile(summary);
+    if (!line || line.sha256 !== actual.sha256) {
+      findings.push({ path: DRILL_SUMMARY_FILE, verdict: "checksum-mismatch", detail: "does not match its .sha256" });
+    }
+  } catch {
+    findings.push({ path: `${DRILL_SUMMARY_FILE}.sha256`, verdict: "missing", detail: "the drill summary has no readable checksum" });
+  }
+}
+
+async function runFormatChecks(
+  setDir: string,
+  manifest: Manifest,
+  opts: VerifyOptions,
+  findings: Finding[],
+  results: { id: string; ok: boolean }[],
+): Promise<void> {
+  const steps = planFormatChecks(manifest.services.postgres, manifest.services.redis);
+  if (steps.length === 0) return;
+  const runner = new HostRunner({ tools: opts.tools, secrets: {}, progress: opts.progress });
+  try {
+    for (const step of steps) {
+      try {
+        await runner.run(step, setDir);
+        results.push({ id: step.id, ok: true });
+      } catch (err) {
+        results.push({ id: step.id, ok: false });
+        findings.push({ path: step.argv[step.argv.length - 1]!, verdict: "format-invalid", detail: (err as Error).message });
+      }
+    }
+  } finally {
+    runner.dispose();
+  }
+}
+
+/** Each bucket listing parses, has the object count the manifest recorded, and points at files the manifest holds. */
+async function checkListings(setDir: string, manifest: Manifest, findings: Finding[]): Promise<void> {
+  const files = new Map(manifest.files.map((f) => [f.path, f]));
+  for (const bucket of manifest.services.minio?.buckets ?? []) {
+    let entries;
+    try {
+      entries = await readListing(join(setDir, bucket.listing));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") continue; // already reported as missing
+      findings.push({ path: bucket.listing, verdict: "format-invalid", detail: (err as Error).message });
+      continue;
+    }
+    if (entries.length !== bucket.objects) {
+      findings.push({ path: bucket.listing, verdict: "format-invalid", detail: `${entries.length} objects listed, manifest recorded ${bucket.objects}` });
+    }
+    for (const e of entries) {
+      if (e.path === null) continue;
+      const f = files.get(e.path);
+      if (!f) findings.push({ path: e.path, verdict: "missing", detail: `object ${JSON.stringify(e.key)} of ${bucket.name} is not in the manifest` });
+      else if (f.sha256 !== e.sha256 || f.size !== e.size) {
+        findings.push({ path: e.path, verdict: "checksum-mismatch", detail: `object ${JSON.stringify(e.key)}: listing and manifest disagree` });
+      }
+    }
+  }
+}

@@ -1,0 +1,223 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
+import { dirname, isAbsolute, relative, resolve } from "node:path";
+import { pipeline } from "node:stream/promises";
+import * as Minio from "minio";
+import { OperationError } from "../pipeline/errors.js";
+import { sha256Hex } from "../pipeline/hash.js";
+import type { Secret } from "../pipeline/secret.js";
+
+export type MinioTarget = { endpoint: string; accessKey: Secret; secretKey: Secret; region: string };
+
+export function minioClient(t: MinioTarget, opts: { partSize?: number } = {}): Minio.Client {
+  const url = new URL(t.endpoint);
+  const useSSL = url.protocol === "https:";
+  return new Minio.Client({
+    endPoint: url.hostname,
+    port: url.port ? Number(url.port) : useSSL ? 443 : 80,
+    useSSL,
+    accessKey: t.accessKey.reveal(),
+    secretKey: t.secretKey.reveal(),
+    region: t.region,
+    ...(opts.partSize ? { partSize: opts.partSize } : {}),
+  });
+}
+
+/** The endpoint as safe-to-print text (no credentials). */
+export function endpointLabel(t: Pick<MinioTarget, "endpoint">): string {
+  const url = new URL(t.endpoint);
+  url.username = "";
+  url.password = "";
+  return url.toString().replace(/\/$/, "");
+}
+
+export function minioError(t: Pick<MinioTarget, "endpoint">, what: string, err: unknown): OperationError {
+  const e = err as { code?: string; message?: string };
+  return new OperationError(`minio ${endpointLabel(t)}: ${what}: ${e.code ? `${e.code}: ` : ""}${e.message ?? String(err)}`, { cause: err });
+}
+
+export async function listBucketNames(client: Minio.Client): Promise<string[]> {
+  return (await client.listBuckets()).map((b) => b.name).sort();
+}
+
+export type ListedObject = { key: string; size: number; etag: string; lastModified: string };
+
+export async function listObjects(client: Minio.Client, bucket: string): Promise<ListedObject[]> {
+  const out: ListedObject[] = [];
+  for await (const o of client.listObjectsV2(bucket, "", true) as AsyncIterable<Minio.BucketItem>) {
+    if (o.name === undefined) continue; // a common prefix; none with recursive listing
+    out.push({
+      key: o.name,
+      size: o.size,
+      etag: o.etag ?? "",
+      lastModified: o.lastModified ? new Date(o.lastModified).toISOString() : "",
+    });
+  }
+  return out;
+}
+
+/** Attributes that S3 stores per object and `mc mirror` to a filesystem loses. */
+export type ObjectAttributes = {
+  size: number;
+  etag: string;
+  lastModified: string;
+  contentType?: string;
+  contentEncoding?: string;
+  cacheControl?: string;
+  contentDisposition?: string;
+  contentLanguage?: string;
+  userMetadata: Record<string, string>;
+  tags: Record<string, string>;
+};
+
+const STANDARD_HEADERS: Record<string, keyof ObjectAttributes> = {
+  "content-type": "contentType",
+  "content-encoding": "contentEncoding",
+  "cache-control": "cacheControl",
+  "content-disposition": "contentDisposition",
+  "content-language": "contentLanguage",
+};
+
+export async function objectAttributes(client: Minio.Client, bucket: string, key: string): Promise<ObjectAttributes> {
+  const [stat, tagList] = await Promise.all([client.statObject(bucket, key), client.getObjectTagging(bucket, key)]);
+  const attrs: ObjectAttributes = {
+    size: stat.size,
+    etag: stat.etag,
+    lastModified: new Date(stat.lastModified).toISOString(),
+    userMetadata: {},
+    tags: {},
+  };
+  for (const [rawKey, value] of Object.entries(stat.metaData as Record<string, unknown>)) {
+    const k = rawKey.toLowerCase();
+    const std = STANDARD_HEADERS[k];
+    if (std) (attrs as Record<string, unknown>)[std] = String(value);
+    else if (!k.startsWith("x-amz-")) attrs.userMetadata[k] = String(value);
+  }
+  // The XML parser turns numeric-looking tag values into numbers; tags are strings.
+  for (const t of tagList as unknown as { Key: unknown; Value: unknown }[]) attrs.tags[String(t.Key)] = String(t.Value ?? "");
+  return attrs;
+}
+
+/** Attributes of an object, or undefined when it no longer exists; other errors propagate. */
+export async function attributesIfExists(client: Minio.Client, bucket: string, key: string): Promise<ObjectAttributes | undefined> {
+  try {
+    return await objectAttributes(client, bucket, key);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "NotFound" || code === "NoSuchKey") return undefined;
+    throw err;
+  }
+}
+
+/** Run `fn` over `items` with at most `limit` in flight, keeping order. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Keys as paths
+// ---------------------------------------------------------------------------
+
+/** Why a key cannot be stored at `<bucket dir>/<key>`, or undefined when it can. */
+export function keyPathProblem(key: string, size: number): string | undefined {
+  if (key === "") return "empty key";
+  if (key.startsWith("/")) return "key starts with /";
+  if (key.includes("\0")) return "key contains a NUL byte";
+  const isMarker = key.endsWith("/");
+  if (isMarker && size > 0) return "key ends with / but has content";
+  const segments = (isMarker ? key.slice(0, -1) : key).split("/");
+  for (const s of segments) {
+    if (s === "") return "key has an empty path segment (//)";
+    if (s === "." || s === "..") return `key has a "${s}" path segment`;
+    if (Buffer.byteLength(s) > 255) return "a path segment is longer than 255 bytes";
+  }
+  if (Buffer.byteLength(key) > 3500) return "key is too long for a path";
+  return undefined;
+}
+
+/**
+ * For each key, either its path relative to the bucket directory or the
+ * reason it cannot have one. A key that is also the directory of other keys
+ * ("x" beside "x/y") cannot be a file there.
+ */
+export function mapKeysToPaths(objects: { key: string; size: number }[]): Map<string, { path: string } | { problem: string }> {
+  const out = new Map<string, { path: string } | { problem: string }>();
+  const dirs = new Set<string>();
+  for (const { key, size } of objects) {
+    if (keyPathProblem(key, size)) continue;
+    const parts = key.split("/");
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
+  }
+  for (const { key, size } of objects) {
+    const problem = keyPathProblem(key, size);
+    if (problem) out.set(key, { problem });
+    else if (!key.endsWith("/") && dirs.has(key)) out.set(key, { problem: "key is also the folder of other keys" });
+    else out.set(key, { path: key.endsWith("/") ? key.slice(0, -1) : key });
+  }
+  return out;
+}
+
+/** Join a relative path under `base`, refusing anything that would land outside it. */
+export function insideDir(base: string, rel: string): string {
+  const full = resolve(base, rel);
+  const back = relative(resolve(base), full);
+  if (back === "" || back === ".." || back.startsWith("../") || isAbsolute(back)) {
+    throw new OperationError(`refusing to write outside ${base}: ${JSON.stringify(rel)}`);
+  }
+  return full;
+}
+
+/** Download one object to `dest` (written to a temp name, then renamed). */
+export async function fetchObject(client: Minio.Client, bucket: string, key: string, dest: string): Promise<void> {
+  await mkdir(dirname(dest), { recursive: true });
+  const tmp = `${dest}.backup-drill-part`;
+  try {
+    const body = await client.getObject(bucket, key);
+    await pipeline(body, createWriteStream(tmp, { flags: "wx" }));
+    await rename(tmp, dest);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Canary: prove a bucket takes a write and gives the same bytes back
+// ---------------------------------------------------------------------------
+
+export const CANARY_PREFIX = ".backup-drill-canary/";
+
+export type CanaryResult = { ok: boolean; key: string; sha256: string; bytes: number; durationMs: number; error?: string };
+
+export async function runCanary(client: Minio.Client, bucket: string, bytes = 64 * 1024): Promise<CanaryResult> {
+  const t0 = Date.now();
+  const key = `${CANARY_PREFIX}${randomUUID()}`;
+  const body = randomBytes(bytes);
+  const sha256 = sha256Hex(body);
+  const result = (ok: boolean, error?: string): CanaryResult => ({ ok, key, sha256, bytes, durationMs: Date.now() - t0, ...(error ? { error } : {}) });
+  try {
+    await client.putObject(bucket, key, body, bytes, { "Content-Type": "application/octet-stream" });
+    const stat = await client.statObject(bucket, key);
+    if (stat.size !== bytes) return result(false, `stat size ${stat.size} != ${bytes}`);
+    const chunks: Buffer[] = [];
+    for await (const c of await client.getObject(bucket, key)) chunks.push(c as Buffer);
+    const back = sha256Hex(Buffer.concat(chunks));
+    if (back !== sha256) return result(false, `read back sha256 ${back.slice(0, 12)}… != written ${sha256.slice(0, 12)}…`);
+    return result(true);
+  } catch (err) {
+    return result(false, (err as Error).message);
+  } finally {
+    await client.removeObject(bucket, key).catch(() => {});
+  }
+}
+
