@@ -58,15 +58,20 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
     opts.progress.info(`backup ${staged.id}: ${services.join(", ")} -> ${staged.dir}`);
     try {
       const ctx: ServiceBackupContext = { cfg, setDir: staged.dir, runner, progress: opts.progress, signal: abort.signal };
-      const results = await Promise.all(
+      // One failed service stops the others; all are waited for before the staging directory goes.
+      let firstError: unknown;
+      const settled = await Promise.allSettled(
         services.map((s) =>
           WORKERS[s](ctx).catch((err: unknown) => {
-            abort.abort(); // one failed service stops the others
+            firstError ??= err;
+            abort.abort();
             throw err;
           }),
         ),
       );
+      if (firstError !== undefined) throw firstError;
       if (opts.signal?.aborted) throw new OperationError("backup cancelled");
+      const results = settled.map((r) => (r as PromiseFulfilledResult<ServiceBackupResult<never>>).value);
 
       const files = await completeFileList(staged.dir, results.flatMap((r) => r.files));
       const steps: StepResult[] = results.flatMap((r) => r.steps);

@@ -370,8 +370,11 @@ export function loadConfig(opts: LoadOptions = {}): Config {
 }
 
 /** The config as safe-to-print data: secrets appear as their references. */
-export function redactConfig(cfg: Config): unknown {
-  return JSON.parse(
-    JSON.stringify(cfg, (_k, v: unknown) => (v instanceof Secret ? (v.ref === "literal" ? "[redacted]" : v.ref) : v)),
-  );
+export function redactConfig(value: unknown): unknown {
+  if (value instanceof Secret) return value.ref === "literal" ? "[redacted]" : value.ref;
+  if (Array.isArray(value)) return value.map(redactConfig);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactConfig(v)]));
+  }
+  return value;
 }

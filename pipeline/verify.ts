@@ -1,6 +1,7 @@
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ToolPaths } from "./config.js";
+import { DRILL_SUMMARY_FILE, DRILL_SUMMARY_SHA_FILE, readDrillSummary } from "./drill-summary.js";
 import { hashFile, listFiles, parseSha256sums } from "./hash.js";
 import { readListing } from "./listing.js";
 import { MANIFEST_FILE, SET_META_FILES, SUMS_FILE, loadManifest, type FileEntry, type Manifest } from "./manifest.js";
@@ -43,9 +44,8 @@ export type VerifyReport = {
   counts: Record<Verdict, number>;
 };
 
-/** Files the drill adds to a sealed set (each with its own checksum file); verify checks them separately. */
-export const DRILL_SUMMARY_FILE = "restore-drill-summary.json";
-export const SET_ADDENDA = new Set([DRILL_SUMMARY_FILE, `${DRILL_SUMMARY_FILE}.sha256`]);
+/** Files the drill adds to a sealed set (with their own checksum file); verify checks them separately. */
+export const SET_ADDENDA = new Set([DRILL_SUMMARY_FILE, DRILL_SUMMARY_SHA_FILE]);
 
 /** Judge one manifest entry against the file on disk: one read, hash and size together. */
 export async function verifyArtifact(setDir: string, entry: FileEntry): Promise<Finding | undefined> {
@@ -158,16 +158,10 @@ async function checkSums(setDir: string, manifest: Manifest, findings: Finding[]
 }
 
 async function checkDrillSummary(setDir: string, findings: Finding[]): Promise<void> {
-  const summary = join(setDir, DRILL_SUMMARY_FILE);
-  if (!(await stat(summary).catch(() => undefined))) return;
   try {
-    const [line] = parseSha256sums(await readFile(`${summary}.sha256`, "utf8"));
-    const actual = await hashFile(summary);
-    if (!line || line.sha256 !== actual.sha256) {
-      findings.push({ path: DRILL_SUMMARY_FILE, verdict: "checksum-mismatch", detail: "does not match its .sha256" });
-    }
-  } catch {
-    findings.push({ path: `${DRILL_SUMMARY_FILE}.sha256`, verdict: "missing", detail: "the drill summary has no readable checksum" });
+    await readDrillSummary(setDir);
+  } catch (err) {
+    findings.push({ path: DRILL_SUMMARY_FILE, verdict: "checksum-mismatch", detail: (err as Error).message.replace(`${DRILL_SUMMARY_FILE}: `, "") });
   }
 }
 

@@ -25,12 +25,17 @@ export async function connectRedis(t: RedisTarget, db = 0): Promise<Redis> {
     retryStrategy: () => null,
     enableOfflineQueue: false,
   });
-  client.on("error", () => {}); // surfaced by the failing command instead
+  // ioredis reports the socket error as an event and rejects with "Connection is closed": keep the cause.
+  let lastError: Error | undefined;
+  client.on("error", (err: Error) => {
+    lastError = err;
+  });
   try {
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw new OperationError(`redis ${t.host}:${t.port}: cannot connect: ${(err as Error).message}`, { cause: err });
+    const reason = lastError?.message ?? (err as Error).message;
+    throw new OperationError(`redis ${t.host}:${t.port}: cannot connect: ${reason}`, { cause: err });
   }
   return client;
 }

@@ -80,6 +80,7 @@ export class HostRunner {
 
   async run(step: Step, cwd: string): Promise<StepResult> {
     const { progress, secrets, signal } = this.#opts;
+    if (signal?.aborted) throw new OperationError(`${step.id}: cancelled`);
     const env: NodeJS.ProcessEnv = { ...process.env, ...step.env };
     for (const [name, secretName] of Object.entries(step.secretEnv)) {
       const secret = secrets[secretName];

@@ -1,0 +1,102 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { IntegrityError } from "./errors.js";
+import { parseSha256sums, sha256Hex, sha256sumLine } from "./hash.js";
+import { writeFileAtomic } from "./store/fsync.js";
+
+/**
+ * restore-drill-summary.json: what a restore drill proved about one set. It
+ * is the only file added to a sealed set, and carries its own .sha256.
+ */
+export const DRILL_SUMMARY_FILE = "restore-drill-summary.json";
+export const DRILL_SUMMARY_SHA_FILE = `${DRILL_SUMMARY_FILE}.sha256`;
+
+const service = z.enum(["postgres", "redis", "minio"]);
+
+export const DrillCheckSchema = z.strictObject({
+  service,
+  /** What kind of check: "row-count", "schema-roundtrip", "sanity-query", "keyspace", "key-value", "object", "canary", ... */
+  check: z.string(),
+  /** What it looked at: a table, a db, a key, an object. */
+  subject: z.string(),
+  ok: z.boolean(),
+  expected: z.unknown(),
+  actual: z.unknown(),
+  durationMs: z.number().int().min(0),
+  detail: z.string().optional(),
+});
+export type DrillCheck = z.infer<typeof DrillCheckSchema>;
+
+export const DrillServiceSchema = z.strictObject({
+  ok: z.boolean(),
+  /** Wall time to restore this service into an empty server: the RTO a team can expect. */
+  restoreMs: z.number().int().min(0),
+  /** Wall time of the checks after the restore. */
+  checksMs: z.number().int().min(0),
+  target: z.strictObject({ version: z.string() }),
+  checks: z.array(DrillCheckSchema),
+});
+export type DrillService = z.infer<typeof DrillServiceSchema>;
+
+export const DrillSummarySchema = z
+  .strictObject({
+    schemaVersion: z.literal(1),
+    setId: z.string(),
+    manifestSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    tool: z.strictObject({ name: z.literal("backup-drill"), version: z.string() }),
+    runner: z.enum(["host", "dagger"]),
+    startedAt: z.iso.datetime({ offset: true }),
+    finishedAt: z.iso.datetime({ offset: true }),
+    ok: z.boolean(),
+    services: z.strictObject({
+      postgres: DrillServiceSchema.optional(),
+      redis: DrillServiceSchema.optional(),
+      minio: DrillServiceSchema.optional(),
+    }),
+    totals: z.strictObject({
+      checks: z.number().int().min(0),
+      passed: z.number().int().min(0),
+      failed: z.number().int().min(0),
+      restoreMs: z.number().int().min(0),
+    }),
+  })
+  .meta({ title: "backup-drill restore drill summary" });
+export type DrillSummary = z.infer<typeof DrillSummarySchema>;
+
+/** Write the summary and then its .sha256 (each atomically) into a set directory. */
+export async function writeDrillSummary(setDir: string, summary: DrillSummary): Promise<string> {
+  const bytes = Buffer.from(`${JSON.stringify(DrillSummarySchema.parse(summary), null, 2)}\n`);
+  const sha = sha256Hex(bytes);
+  await writeFileAtomic(join(setDir, DRILL_SUMMARY_FILE), bytes);
+  await writeFileAtomic(join(setDir, DRILL_SUMMARY_SHA_FILE), sha256sumLine(sha, DRILL_SUMMARY_FILE));
+  return sha;
+}
+
+/**
+ * The set's drill summary, undefined when no drill has run on it. Throws
+ * IntegrityError when the summary does not match its .sha256 or its schema.
+ */
+export async function readDrillSummary(setDir: string): Promise<DrillSummary | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(join(setDir, DRILL_SUMMARY_FILE));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new IntegrityError(`${DRILL_SUMMARY_FILE}: unreadable: ${(err as Error).message}`);
+  }
+  let expected: string | undefined;
+  try {
+    expected = parseSha256sums(await readFile(join(setDir, DRILL_SUMMARY_SHA_FILE), "utf8"))[0]?.sha256;
+  } catch {
+    expected = undefined;
+  }
+  if (!expected || expected !== sha256Hex(bytes)) {
+    throw new IntegrityError(`${DRILL_SUMMARY_FILE}: does not match ${DRILL_SUMMARY_SHA_FILE}`);
+  }
+  const parsed = DrillSummarySchema.safeParse(JSON.parse(bytes.toString("utf8")));
+  if (!parsed.success) {
+    throw new IntegrityError(`${DRILL_SUMMARY_FILE}: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
+  }
+  return parsed.data;
+}

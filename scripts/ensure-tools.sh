@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Install what backup-drill's host runner and test suite need, and only what is
+# missing. Safe to rerun.
+#   - Debian packages: postgresql (server + client tools), redis-server, redis-tools
+#   - MinIO server and mc, built with `go install` at the pinned versions below
+#     (MinIO is AGPL-licensed: we only ever run these binaries, never import them)
+#   - node_modules (npm ci) when missing or out of date
+# Env: BACKUP_DRILL_BIN  where minio and mc go (default /usr/local/bin if writable, else ~/.local/bin)
+set -euo pipefail
+
+# Keep in step with pipeline/versions.ts (test/versions.test.ts checks).
+MC_MODULE="github.com/minio/mc"
+MC_VERSION="v0.0.0-20250313080218-cf909e1063a9"
+MINIO_MODULE="github.com/minio/minio"
+MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+say() { printf 'ensure-tools: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO="__none__"; fi
+fi
+
+# --- Debian packages ---------------------------------------------------------
+missing=()
+for pkg in postgresql redis-server redis-tools; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  [ "$SUDO" = "__none__" ] && die "need root or sudo to install: ${missing[*]}"
+  say "installing ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  # policy-rc.d keeps the packages from starting system-wide servers; tests start their own.
+  $SUDO sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO rm -f /usr/sbin/policy-rc.d
+else
+  say "postgresql, redis-server, redis-tools: present"
+fi
+
+# --- MinIO server and mc, pinned -----------------------------------------------
+command -v go >/dev/null 2>&1 || die "go is needed to build minio and mc (https://go.dev/dl/)"
+bin="${BACKUP_DRILL_BIN:-}"
+if [ -z "$bin" ]; then
+  if [ -w /usr/local/bin ]; then bin=/usr/local/bin; else bin="$HOME/.local/bin"; fi
+fi
+mkdir -p "$bin"
+
+ensure_go_tool() { # name module version
+  local name="$1" module="$2" version="$3"
+  if [ -x "$bin/$name" ] && go version -m "$bin/$name" 2>/dev/null | grep -q "mod[[:space:]]*$module[[:space:]]*$version"; then
+    say "$name $version: present in $bin"
+    return
+  fi
+  say "building $name $version (go install; minio takes a few minutes the first time)"
+  GOBIN="$bin" GOFLAGS="${GOFLAGS:-} -trimpath" go install "$module@$version"
+}
+ensure_go_tool mc "$MC_MODULE" "$MC_VERSION"
+ensure_go_tool minio "$MINIO_MODULE" "$MINIO_VERSION"
+case ":$PATH:" in *":$bin:"*) ;; *) say "note: add $bin to PATH (backup-drill also looks there and in ~/go/bin)";; esac
+
+# --- node_modules ----------------------------------------------------------------
+cd "$here"
+stamp="node_modules/.package-lock.sha256"
+want="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+else
+  say "node_modules: up to date"
+fi
+say "ok"

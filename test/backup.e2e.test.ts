@@ -1,0 +1,292 @@
+import { execFileSync, spawn } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { connectRedis } from "../probes/redis.js";
+import { listObjects, minioClient } from "../probes/minio.js";
+import { readListing } from "../pipeline/listing.js";
+import { ManifestSchema, type Manifest } from "../pipeline/manifest.js";
+import { sha256Hex } from "../pipeline/hash.js";
+import { startRedis } from "../pipeline/throwaway/servers.js";
+import { runCli } from "./cli.js";
+import { ArgvSampler, filesContaining } from "./secrets.js";
+import { secretEnv, secretValues, useServers, useTempDir, writeCliConfig } from "./services/index.js";
+
+const servers = useServers();
+const tmp = useTempDir("backup");
+
+function listTree(root: string): string[] {
+  return (readdirSync(root, { recursive: true }) as string[]).map(String).sort();
+}
+
+describe("backup and verify against real PostgreSQL, Redis and MinIO", () => {
+  let output: string;
+  let config: string;
+  let env: Record<string, string>;
+  let setId: string;
+  let setDir: string;
+  let manifest: Manifest;
+  let backupOut: { stdout: string; stderr: string };
+  let argvSeen: string[];
+  let treeBefore: string[];
+
+  beforeAll(async () => {
+    output = join(tmp(), "out");
+    config = writeCliConfig(tmp(), servers(), output);
+    env = secretEnv(servers());
+    treeBefore = listTree(tmp());
+    const sampler = new ArgvSampler().start();
+    const r = await runCli(["backup", "--config", config, "--json"], { env });
+    argvSeen = sampler.stop();
+    backupOut = r;
+    expect(r.stderr).toContain("backup"); // progress went to stderr
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    setId = doc.id;
+    setDir = join(output, setId);
+    manifest = ManifestSchema.parse(JSON.parse(readFileSync(join(setDir, "manifest.json"), "utf8")));
+  });
+
+  it("writes a complete set: every file in the manifest with its real size and sha256", () => {
+    const onDisk = (readdirSync(setDir, { recursive: true, withFileTypes: true }) as import("node:fs").Dirent[])
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name).slice(setDir.length + 1))
+      .filter((p) => !["manifest.json", "manifest.sha256", "SHA256SUMS"].includes(p))
+      .sort();
+    expect(manifest.files.map((f) => f.path).sort()).toEqual(onDisk);
+    for (const f of manifest.files) {
+      const bytes = readFileSync(join(setDir, f.path));
+      expect({ path: f.path, size: bytes.length, sha256: sha256Hex(bytes) }).toEqual(f);
+    }
+    const paths = manifest.files.map((f) => f.path);
+    expect(paths).toContain("postgres/app/toc.dat");
+    expect(paths).toContain("postgres/app.schema.sql");
+    expect(paths).toContain("postgres/globals.sql");
+    expect(paths).toContain("redis/dump.rdb");
+    expect(paths).toContain("minio/assets.objects.jsonl");
+    expect(paths).toContain("minio/assets/videos/intro.mp4");
+    const latest = JSON.parse(readFileSync(join(output, "latest.json"), "utf8"));
+    expect(latest).toMatchObject({ id: setId, path: setDir });
+    expect(existsSync(join(output, ".lock"))).toBe(false);
+    expect(readdirSync(output).filter((n) => n.startsWith(".partial-"))).toEqual([]);
+  });
+
+  it("SHA256SUMS and manifest.sha256 pass sha256sum -c inside the set", () => {
+    const sums = execFileSync("sha256sum", ["-c", "SHA256SUMS"], { cwd: setDir }).toString();
+    expect(sums.match(/: OK$/gm)).toHaveLength(manifest.files.length + 1);
+    expect(execFileSync("sha256sum", ["-c", "manifest.sha256"], { cwd: setDir }).toString()).toMatch(/^manifest\.json: OK$/m);
+  });
+
+  it("records the expectations the drill compares against", () => {
+    const pg = manifest.services.postgres!;
+    const app = pg.databases.find((d) => d.name === "app")!;
+    expect(app.tables.find((t) => t.name === "customers")).toMatchObject({ schema: "public", rows: 500 });
+    expect(app.tables.find((t) => t.name === "orders")).toMatchObject({ rows: 2000 });
+    expect(pg.databases.find((d) => d.name === "analytics")!.tables).toEqual([expect.objectContaining({ schema: "events", name: "page_views", rows: 5000 })]);
+    expect(pg.serverVersion).toMatch(/^15\./);
+    expect(pg.systemIdentifier).toMatch(/^\d+$/);
+    const redis = manifest.services.redis!;
+    expect(redis.keyspace).toEqual([
+      { db: 0, keys: 494, expires: 51 },
+      { db: 1, keys: 161, expires: 1 },
+    ]);
+    expect(redis.bgsave.status).toBe("ok");
+    expect(redis.bgsave.lastsaveAfter).toBeGreaterThan(redis.bgsave.lastsaveBefore);
+    expect(redis.sample.length).toBe(494 + 161); // small dbs are sampled whole
+    expect(redis.sample.find((s) => s.keyEncoding === "base64")).toBeDefined(); // the binary key
+    const assets = manifest.services.minio!.buckets.find((b) => b.name === "assets")!;
+    expect(assets.canary).toMatchObject({ ok: true });
+    expect(assets.markers).toBe(2);
+  });
+
+  it("lists every object of every bucket, awkward keys and markers included, with their attributes", async () => {
+    const client = minioClient({ ...servers().minio, region: "us-east-1" });
+    for (const bucket of ["assets", "logs"]) {
+      const live = (await listObjects(client, bucket)).map((o) => o.key).sort();
+      const listing = await readListing(join(setDir, `minio/${bucket}.objects.jsonl`));
+      expect(listing.map((e) => e.key).sort()).toEqual(live);
+    }
+    const listing = await readListing(join(setDir, "minio/assets.objects.jsonl"));
+    const byKey = new Map(listing.map((e) => [e.key, e]));
+    for (const key of ["with space.txt", "unicodé/ключ/文件.txt", "a+b=c.txt", "100%.txt", "a..b.txt", "q?mark#hash.txt", "back\\slash.txt"]) {
+      const e = byKey.get(key);
+      expect(e, key).toBeDefined();
+      expect(readFileSync(join(setDir, e!.path!)).toString()).toBe(`awkward: ${key}`);
+    }
+    expect(byKey.get("folder/")).toMatchObject({ marker: true, path: null, size: 0 });
+    expect(byKey.get("empty-folder/")).toMatchObject({ marker: true, path: null });
+    expect(byKey.get("zero-byte.dat")).toMatchObject({ size: 0, marker: false, path: "minio/assets/zero-byte.dat" });
+    expect(byKey.get("data/report.json.gz")).toMatchObject({ contentType: "application/json", contentEncoding: "gzip" });
+    expect(byKey.get("images/img-3.png")).toMatchObject({
+      contentType: "image/png",
+      cacheControl: "public, max-age=86400",
+      userMetadata: { "uploaded-by": "user-3" },
+      tags: { project: "shop", index: "3" },
+    });
+    expect(byKey.get("videos/intro.mp4")!.etag).toMatch(/-\d+$/); // uploaded in parts
+  });
+
+  it("wrote nothing outside the set (keys with .. segments are refused by MinIO; mapping guards the rest)", () => {
+    const after = listTree(tmp());
+    const added = after.filter((p) => !treeBefore.includes(p));
+    const outsideSet = added.filter((p) => !p.startsWith(`out/${setId}`) && p !== "out" && p !== "out/latest.json");
+    expect(outsideSet).toEqual([]);
+  });
+
+  it("verify exits 0 on the fresh set and runs the format checks", async () => {
+    const r = await runCli(["verify", "--output", output, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ ok: true, id: setId, findings: [] });
+    expect(report.formatChecks.map((c: { id: string }) => c.id)).toEqual([
+      "verify/pg_restore-list/analytics",
+      "verify/pg_restore-list/app",
+      "verify/pg_restore-list/postgres",
+      "verify/redis-check-rdb",
+    ]);
+  });
+
+  it("keeps every secret out of files, output and the argv of every process it spawned", () => {
+    const secrets = secretValues(servers());
+    expect(filesContaining(output, secrets)).toEqual([]);
+    for (const s of secrets) {
+      expect(backupOut.stdout).not.toContain(s);
+      expect(backupOut.stderr).not.toContain(s);
+    }
+    // The sampler saw the tools run, so an empty hit list means something.
+    expect(argvSeen.some((c) => /pg_dump .*--format=directory/.test(c))).toBe(true);
+    expect(argvSeen.some((c) => /redis-cli .*--rdb/.test(c))).toBe(true);
+    expect(argvSeen.some((c) => /mc mirror/.test(c))).toBe(true);
+    expect(argvSeen.filter((c) => secrets.some((s) => c.includes(s)))).toEqual([]);
+  });
+
+  describe("verify names each corruption and exits 3", () => {
+    const corruptions: [string, (dir: string, m: Manifest) => string, string][] = [
+      [
+        "one flipped byte in a dump file",
+        (dir, m) => {
+          const f = m.files.find((x) => /^postgres\/app\/\d+\.dat\.gz$/.test(x.path) && x.size > 100)!;
+          const p = join(dir, f.path);
+          const b = readFileSync(p);
+          b[Math.floor(b.length / 2)]! ^= 0x01;
+          writeFileSync(p, b);
+          return f.path;
+        },
+        "checksum-mismatch",
+      ],
+      [
+        "a truncated RDB",
+        (dir) => {
+          truncateSync(join(dir, "redis/dump.rdb"), 100);
+          return "redis/dump.rdb";
+        },
+        "truncated",
+      ],
+      [
+        "a deleted object file",
+        (dir) => {
+          unlinkSync(join(dir, "minio/assets/images/img-5.png"));
+          return "minio/assets/images/img-5.png";
+        },
+        "missing",
+      ],
+      [
+        "a stray file",
+        (dir) => {
+          writeFileSync(join(dir, "postgres/stray.txt"), "not from a backup");
+          return "postgres/stray.txt";
+        },
+        "extra",
+      ],
+      [
+        "an edited manifest.json",
+        (dir) => {
+          const p = join(dir, "manifest.json");
+          writeFileSync(p, readFileSync(p, "utf8").replace('"rows": 500', '"rows": 501'));
+          return "manifest.json";
+        },
+        "manifest-invalid",
+      ],
+    ];
+
+    it.each(corruptions)("%s", async (_name, corrupt, verdict) => {
+      const root = join(tmp(), `corrupt-${verdict}`);
+      mkdirSync(root, { recursive: true });
+      cpSync(setDir, join(root, setId), { recursive: true });
+      const path = corrupt(join(root, setId), manifest);
+      const r = await runCli(["verify", "--output", root, "--set", setId, "--json"]);
+      expect(r.code, r.stderr).toBe(3);
+      const report = JSON.parse(r.stdout);
+      expect(report.ok).toBe(false);
+      expect(report.findings).toContainEqual(expect.objectContaining({ path, verdict }));
+      const human = await runCli(["verify", "--output", root, "--set", setId]);
+      expect(human.code).toBe(3);
+      expect(human.stdout).toContain(path);
+      rmSync(root, { recursive: true, force: true });
+    });
+  });
+
+  it("a failed service fails the run (exit 1) naming it; latest.json and earlier sets stay; no new set directory", async () => {
+    const redis = await startRedis({ tools: {} });
+    const client = await connectRedis(redis);
+    await client.set("k", "v");
+    client.disconnect();
+    const cfgPath = writeCliConfig(tmp(), servers(), output, {
+      redis: { host: redis.host, port: redis.port, password: "env:DOOMED_REDIS_PW", bgsaveTimeout: "10s" },
+    });
+    await redis.stop();
+    const latestBefore = readFileSync(join(output, "latest.json"));
+    const dirsBefore = readdirSync(output).sort();
+    const r = await runCli(["backup", "--config", cfgPath], { env: { ...env, DOOMED_REDIS_PW: redis.password.reveal() } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^backup-drill backup: error: redis connect: .*ECONNREFUSED/m);
+    expect(readFileSync(join(output, "latest.json")).equals(latestBefore)).toBe(true);
+    expect(readdirSync(output).sort()).toEqual(dirsBefore);
+  });
+
+  it("one backup per output root: a live lock holder makes a second run exit 4; a dead one is taken over", async () => {
+    const holder = spawn("sleep", ["60"]);
+    try {
+      writeFileSync(join(output, ".lock"), JSON.stringify({ pid: holder.pid, host: hostname(), startedAt: new Date().toISOString(), command: "backup" }));
+      const r = await runCli(["backup", "--config", config], { env });
+      expect(r.code).toBe(4);
+      expect(r.stderr).toContain(`held by pid ${holder.pid}`);
+    } finally {
+      holder.kill();
+    }
+    await new Promise((res) => holder.once("exit", res));
+    // The holder is dead now: its lock is stale and the next backup takes it over.
+    const r = await runCli(["backup", "--config", config, "--quiet"], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(join(output, ".lock"))).toBe(false);
+  });
+
+  it("two backups started together: one succeeds, the other exits 4", async () => {
+    const [a, b] = await Promise.all([runCli(["backup", "--config", config, "--quiet"], { env }), runCli(["backup", "--config", config, "--quiet"], { env })]);
+    expect([a.code, b.code].sort()).toEqual([0, 4]);
+    expect([a, b].find((r) => r.code === 4)!.stderr).toMatch(/\.lock is held by pid \d+/);
+  });
+
+  it("a BGSAVE already in progress is joined, not an error", async () => {
+    // Make the next BGSAVE slow enough to still be running when the backup asks for one.
+    const client = await connectRedis(servers().redis);
+    try {
+      await client.config("SET", "rdb-key-save-delay", "2000"); // microseconds per key
+      await client.bgsave();
+      const r = await runCli(["backup", "--config", config, "--json", "--quiet"], { env });
+      expect(r.code, r.stderr).toBe(0);
+      const m = JSON.parse(readFileSync(join(output, JSON.parse(r.stdout).id, "manifest.json"), "utf8"));
+      expect(m.services.redis.bgsave.joinedRunning).toBe(true);
+    } finally {
+      await client.config("SET", "rdb-key-save-delay", "0");
+      client.disconnect();
+    }
+  });
+
+  it("later runs never change an earlier set", () => {
+    const again = JSON.parse(readFileSync(join(setDir, "manifest.json"), "utf8"));
+    expect(again).toEqual(JSON.parse(JSON.stringify(manifest)));
+    expect(execFileSync("sha256sum", ["-c", "--quiet", "SHA256SUMS"], { cwd: setDir }).toString()).toBe("");
+  });
+});

@@ -1,0 +1,42 @@
+import { spawn } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { REPO } from "./cli.js";
+import { throwawayServerPids } from "./secrets.js";
+import { requireTools, useTempDir } from "./services/index.js";
+
+const tmp = useTempDir("sandbox");
+
+function npmRun(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("npm", ["run", "--silent", ...args], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d));
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("npm run sandbox", () => {
+  it("starts throwaway servers, seeds them, backs up and verifies, then stops them", async () => {
+    requireTools();
+    const output = join(tmp(), "backups");
+    const before = readdirSync("/tmp").filter((n) => /^backup-drill-(pg|redis|minio)-/.test(n));
+    const pidsBefore = throwawayServerPids();
+    const r = await npmRun(["sandbox", "--", "--output", output, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.ok).toBe(true);
+    expect(doc.verify).toMatchObject({ ok: true, findings: [] });
+    expect(Object.keys(doc.backup.services).sort()).toEqual(["minio", "postgres", "redis"]);
+    const latest = JSON.parse(readFileSync(join(output, "latest.json"), "utf8"));
+    expect(latest.id).toBe(doc.backup.id);
+    // The servers are stopped and their temp directories gone.
+    const after = readdirSync("/tmp").filter((n) => /^backup-drill-(pg|redis|minio)-/.test(n));
+    expect(after.filter((n) => !before.includes(n))).toEqual([]);
+    expect(throwawayServerPids().filter((p) => !pidsBefore.includes(p))).toEqual([]);
+  });
+});
