@@ -2,6 +2,7 @@ import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { backupCommand } from "./commands/backup.js";
 import { EXIT, EXIT_CODES_EPILOG } from "./commands/common.js";
+import { restoreDrillCommand } from "./commands/restore-drill.js";
 import { sandboxCommand } from "./commands/sandbox.js";
 import { verifyCommand } from "./commands/verify.js";
 import { TOOL_VERSION } from "./version.js";
@@ -13,6 +14,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     .usage("$0 <command> [options]\n\nBack up PostgreSQL, Redis and MinIO into checksummed sets, verify them, and prove they restore.")
     .command(backupCommand)
     .command(verifyCommand)
+    .command(restoreDrillCommand)
     .command(sandboxCommand)
     .demandCommand(1, "Name a command: backup-drill --help lists them.")
     .strict()

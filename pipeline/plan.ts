@@ -201,3 +201,72 @@ export function planFormatChecks(
   }
   return steps;
 }
+
+// ---------------------------------------------------------------------------
+// Restore: the same Steps for a drill's throwaway target and a real one
+// ---------------------------------------------------------------------------
+
+export type PostgresRestoreTarget = Endpoint & { user: string };
+
+export type PostgresRestoreOptions = {
+  jobs: number;
+  /** Restore into this database name instead of the dumped one (pg_restore then does not --create). */
+  renameTo?: string;
+  /** Drop and recreate what exists (--clean --if-exists): drills, or a restore with --force. */
+  clean: boolean;
+  /** Roles the dump refers to are missing on the target (no globals): skip ownership and grants. */
+  noOwner: boolean;
+};
+
+function pgConn(at: PostgresRestoreTarget): string[] {
+  return ["--host", at.host, "--port", String(at.port), "--username", at.user, "--no-password"];
+}
+
+/**
+ * pg_restore of one dump directory. With --create it recreates the database
+ * as dumped (encoding, locale, database-level settings and grants),
+ * connecting through template1; a renamed restore goes into an existing
+ * (freshly created) database instead.
+ */
+export function planPostgresRestore(
+  db: { name: string; dir: string },
+  serverMajor: number,
+  at: PostgresRestoreTarget,
+  opts: PostgresRestoreOptions,
+): Step {
+  const into = opts.renameTo ?? db.name;
+  return {
+    id: `postgres/restore/${into}`,
+    service: "postgres",
+    image: postgresImage(serverMajor),
+    argv: [
+      "pg_restore",
+      "--exit-on-error",
+      `--jobs=${opts.jobs}`,
+      ...(opts.renameTo ? [] : ["--create"]),
+      ...(opts.clean ? ["--clean", "--if-exists"] : []),
+      ...(opts.noOwner ? ["--no-owner", "--no-acl"] : []),
+      ...pgConn(at),
+      "--dbname",
+      `dbname=${conninfoQuote(opts.renameTo ?? "template1")}`,
+      db.dir,
+    ],
+    env: { PGCONNECT_TIMEOUT: "10", PGAPPNAME: "backup-drill" },
+    secretEnv: { PGPASSWORD: "postgres.target.password" },
+    outputs: [],
+  };
+}
+
+/** pg_dump --schema-only of a restored database, to stdout: the drill's round-trip witness. */
+export function planSchemaDump(database: string, serverMajor: number, at: PostgresRestoreTarget): Step {
+  return {
+    id: `postgres/schema-dump/${database}`,
+    service: "postgres",
+    image: postgresImage(serverMajor),
+    argv: ["pg_dump", "--schema-only", ...pgConn(at), "--dbname", `dbname=${conninfoQuote(database)}`],
+    env: { PGCONNECT_TIMEOUT: "10", PGAPPNAME: "backup-drill" },
+    secretEnv: { PGPASSWORD: "postgres.target.password" },
+    outputs: [],
+    captureStdout: true,
+  };
+}

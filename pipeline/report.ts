@@ -1,4 +1,5 @@
 import type { BackupResult } from "./backup.js";
+import type { DrillSummary } from "./drill-summary.js";
 import type { VerifyReport } from "./verify.js";
 
 /** Human and JSON shapes of command results. Pure: strings and plain objects. */
@@ -48,6 +49,7 @@ export function backupJson(r: BackupResult) {
         : {}),
     },
     totals: m.totals,
+    ...(r.prune ? { prune: r.prune } : {}),
   };
 }
 
@@ -71,6 +73,9 @@ export function backupHuman(r: BackupResult): string {
     `backup ${r.id} complete in ${seconds}s: ${m.totals.files} files, ${humanBytes(m.totals.bytes)}`,
     table(["service", "item", "contents"], rows),
     `set: ${r.dir}`,
+    ...(r.prune
+      ? [r.prune.ok ? `prune: removed ${r.prune.removed.length} (${r.prune.removed.join(", ") || "nothing"}), kept ${r.prune.kept}` : `prune: FAILED (the set is complete): ${r.prune.error}`]
+      : []),
   ].join("\n");
 }
 
@@ -82,4 +87,33 @@ export function verifyHuman(r: VerifyReport): string {
   ];
   for (const f of r.findings) lines.push(`  ${f.verdict.padEnd(17)} ${f.path}: ${f.detail}`);
   return lines.join("\n");
+}
+
+function short(v: unknown): string {
+  const s = typeof v === "string" ? v : JSON.stringify(v);
+  return s === undefined ? "" : s.length > 40 ? `${s.slice(0, 39)}…` : s;
+}
+
+/** The drill as a compact table: one line per check, failures first in the detail lines. */
+export function drillHuman(s: DrillSummary): string {
+  const rows: string[][] = [];
+  for (const service of ["postgres", "redis", "minio"] as const) {
+    for (const c of s.services[service]?.checks ?? []) {
+      rows.push([c.ok ? "ok" : "FAIL", service, c.check, c.subject, short(c.expected), short(c.actual)]);
+    }
+  }
+  const rto = (["postgres", "redis", "minio"] as const)
+    .filter((k) => s.services[k])
+    .map((k) => `${k} ${(s.services[k]!.restoreMs / 1000).toFixed(1)}s`)
+    .join(", ");
+  const failures = (["postgres", "redis", "minio"] as const)
+    .flatMap((k) => s.services[k]?.checks ?? [])
+    .filter((c) => !c.ok)
+    .map((c) => `  FAIL ${c.service} ${c.check} ${c.subject}: expected ${short(c.expected)}, got ${short(c.actual)}${c.detail ? ` — ${c.detail}` : ""}`);
+  return [
+    `restore drill ${s.setId}: ${s.ok ? "PASSED" : "FAILED"} — ${s.totals.passed}/${s.totals.checks} checks passed`,
+    table(["result", "service", "check", "subject", "expected", "actual"], rows),
+    `restore time (RTO): ${rto}`,
+    ...failures,
+  ].join("\n");
 }

@@ -4,11 +4,13 @@ import type { Config, ToolPaths } from "./config.js";
 import type { Progress } from "./progress.js";
 import { seedMinio, seedPostgres, seedRedis } from "./seed.js";
 import { startMinio, startPostgres, startRedis, type MinioServer, type PostgresServer, type RedisServer } from "./throwaway/servers.js";
+import { drillSet } from "./drill.js";
+import type { DrillSummary } from "./drill-summary.js";
 import { verifySet, type VerifyReport } from "./verify.js";
 
 export type SandboxServers = { postgres: PostgresServer; redis: RedisServer; minio: MinioServer };
 
-export type SandboxResult = { backup: BackupResult; verify: VerifyReport };
+export type SandboxResult = { backup: BackupResult; verify: VerifyReport; drill?: DrillSummary };
 
 /** Start throwaway PostgreSQL, Redis and MinIO side by side (each on a free loopback port). */
 export async function startSandboxServers(tools: ToolPaths): Promise<SandboxServers> {
@@ -74,7 +76,8 @@ export function sandboxConfig(s: SandboxServers, output: string, tools: ToolPath
 
 /**
  * The main job on an embedded default: throwaway servers, seeded, backed up
- * into `output`, verified. The servers are stopped whatever happens.
+ * into `output`, verified, then restore-drilled into a second set of
+ * throwaway servers. All servers are stopped whatever happens.
  */
 export async function runSandbox(opts: { output: string; tools: ToolPaths; progress: Progress; signal?: AbortSignal }): Promise<SandboxResult> {
   opts.progress.info("sandbox: starting throwaway PostgreSQL, Redis and MinIO");
@@ -87,7 +90,9 @@ export async function runSandbox(opts: { output: string; tools: ToolPaths; progr
     const cfg = sandboxConfig(servers, opts.output, opts.tools);
     const backup = await backupSet(cfg, { progress: opts.progress, signal: opts.signal });
     const verify = await verifySet(backup.id, backup.dir, { tools: opts.tools, progress: opts.progress });
-    return { backup, verify };
+    if (!verify.ok) return { backup, verify };
+    const drill = await drillSet(cfg, backup.id, backup.dir, { progress: opts.progress, signal: opts.signal });
+    return { backup, verify, drill };
   } finally {
     await stopSandboxServers(servers);
   }

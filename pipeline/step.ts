@@ -4,7 +4,14 @@ import type { ServiceName } from "./config.js";
 export type ToolName = "pg_dump" | "pg_dumpall" | "pg_restore" | "psql" | "redis-cli" | "redis-check-rdb" | "mc";
 
 /** Named secrets a Step may ask for; the runner supplies each as an environment variable. */
-export type SecretName = "postgres.password" | "redis.password" | "minio.mcHost";
+export type SecretName =
+  | "postgres.password"
+  | "redis.password"
+  | "minio.mcHost"
+  /** Credentials of a restore or drill target. */
+  | "postgres.target.password"
+  | "redis.target.password"
+  | "minio.target.mcHost";
 
 /**
  * One external tool call. Built by pure functions in plan.ts; executed by
@@ -25,6 +32,8 @@ export type Step = {
   secretEnv: Record<string, SecretName>;
   /** Files or directories the step creates, relative to the set directory. */
   outputs: string[];
+  /** The step's result is its stdout (e.g. pg_dump --schema-only): the runner returns it whole. */
+  captureStdout?: boolean;
 };
 
 /** Where a runner reaches a service: the host runner uses the configured address, Dagger a bound alias. */

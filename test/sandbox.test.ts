@@ -21,7 +21,7 @@ function npmRun(args: string[]): Promise<{ code: number | null; stdout: string; 
 }
 
 describe("npm run sandbox", () => {
-  it("starts throwaway servers, seeds them, backs up and verifies, then stops them", async () => {
+  it("starts throwaway servers, seeds them, backs up, verifies and drills, then stops them", async () => {
     requireTools();
     const output = join(tmp(), "backups");
     const before = readdirSync("/tmp").filter((n) => /^backup-drill-(pg|redis|minio)-/.test(n));
@@ -31,6 +31,9 @@ describe("npm run sandbox", () => {
     const doc = JSON.parse(r.stdout);
     expect(doc.ok).toBe(true);
     expect(doc.verify).toMatchObject({ ok: true, findings: [] });
+    expect(doc.drill).toMatchObject({ ok: true, setId: doc.backup.id });
+    expect(doc.drill.totals.failed).toBe(0);
+    expect(readFileSync(join(output, doc.backup.id, "restore-drill-summary.json"), "utf8")).toContain('"ok": true');
     expect(Object.keys(doc.backup.services).sort()).toEqual(["minio", "postgres", "redis"]);
     const latest = JSON.parse(readFileSync(join(output, "latest.json"), "utf8"));
     expect(latest.id).toBe(doc.backup.id);

@@ -11,7 +11,15 @@ import type { SecretName, Step, ToolName } from "../step.js";
 import { resolveTool } from "../tools.js";
 import { humanBytes as human } from "../report.js";
 
-export type StepResult = { id: string; service: Step["service"]; argv: string[]; exitCode: number; durationMs: number };
+export type StepResult = {
+  id: string;
+  service: Step["service"];
+  argv: string[];
+  exitCode: number;
+  durationMs: number;
+  /** Whole stdout, for steps with captureStdout. */
+  stdout?: string;
+};
 
 /** Secrets a host run can hand to its steps, by name. */
 export type SecretBag = Partial<Record<SecretName, Secret>>;
@@ -102,7 +110,9 @@ export class HostRunner {
     const keep = (chunk: Buffer) => {
       tail = (tail + chunk.toString("utf8")).slice(-STDERR_TAIL);
     };
-    child.stdout.on("data", keep);
+    const captured: Buffer[] = [];
+    if (step.captureStdout) child.stdout.on("data", (chunk: Buffer) => captured.push(chunk));
+    else child.stdout.on("data", keep);
     child.stderr.on("data", keep);
 
     const beat = setInterval(
@@ -136,6 +146,13 @@ export class HostRunner {
       throw new OperationError(`${step.id}: ${step.argv[0]} exited with code ${exitCode}${detail ? `: ${detail}` : ""}`);
     }
     progress.info(`${step.id}: done in ${(durationMs / 1000).toFixed(1)}s`);
-    return { id: step.id, service: step.service, argv: step.argv, exitCode, durationMs };
+    return {
+      id: step.id,
+      service: step.service,
+      argv: step.argv,
+      exitCode,
+      durationMs,
+      ...(step.captureStdout ? { stdout: Buffer.concat(captured).toString("utf8") } : {}),
+    };
   }
 }

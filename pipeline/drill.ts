@@ -1,0 +1,187 @@
+import { join } from "node:path";
+import type { MinioTarget } from "../probes/minio.js";
+import type { RedisTarget } from "../probes/redis.js";
+import { endpointOfUrl, sameEndpoint, type Config, type ServiceName } from "./config.js";
+import { writeDrillSummary, type DrillCheck, type DrillService, type DrillSummary } from "./drill-summary.js";
+import { BackupDrillError, IntegrityError, OperationError, UserError } from "./errors.js";
+import type { Progress } from "./progress.js";
+import { REDIS_RDB } from "./plan.js";
+import { checkMinio, restoreMinio } from "./restore/minio.js";
+import { checkPostgres, restorePostgres, type PostgresTarget } from "./restore/postgres.js";
+import { checkRedis } from "./restore/redis.js";
+import { loadSet, type LoadedSet } from "./restore/set.js";
+import { HostRunner } from "./runners/host.js";
+import { Secret } from "./secret.js";
+import { startMinio, startPostgres, startRedis } from "./throwaway/servers.js";
+import { verifySet } from "./verify.js";
+import { TOOL_VERSION } from "./version.js";
+
+/** Servers to drill into instead of throwaway ones (the Dagger runner passes its services). */
+export type DrillTargets = {
+  postgres?: PostgresTarget;
+  /** A server already started on the set's dump.rdb. */
+  redis?: RedisTarget;
+  minio?: MinioTarget;
+};
+
+export type DrillOptions = {
+  progress: Progress;
+  signal?: AbortSignal;
+  targets?: DrillTargets;
+  now?: () => Date;
+};
+
+/**
+ * A target that is one of the configured backup sources is refused: a drill
+ * drops and recreates what it restores.
+ */
+export function refuseSourceTargets(cfg: Config, targets: DrillTargets): void {
+  const pairs: [ServiceName, { host: string; port: number } | undefined, { host: string; port: number } | undefined][] = [
+    ["postgres", targets.postgres, cfg.postgres],
+    ["redis", targets.redis, cfg.redis],
+    ["minio", targets.minio && endpointOfUrl(targets.minio.endpoint), cfg.minio && endpointOfUrl(cfg.minio.endpoint)],
+  ];
+  for (const [service, target, source] of pairs) {
+    if (target && source && sameEndpoint(target, source)) {
+      throw new UserError(`drill target ${service} ${target.host}:${target.port} is a configured backup source; a drill only restores into throwaway servers`);
+    }
+  }
+}
+
+function serviceResult(restoreMs: number, checksStarted: number, version: string, checks: DrillCheck[]): DrillService {
+  return { ok: checks.every((c) => c.ok), restoreMs, checksMs: Date.now() - checksStarted, target: { version }, checks };
+}
+
+/** A failure of the restore itself is a failed check (the set does not restore), not a failed run. */
+function restoreFailed(service: ServiceName, err: unknown, restoreMs: number): DrillService {
+  if (err instanceof BackupDrillError && err.kind !== "operation") throw err;
+  const check: DrillCheck = { service, check: "restore", subject: service, ok: false, expected: "restores", actual: "failed", durationMs: restoreMs, detail: (err as Error).message };
+  return { ok: false, restoreMs, checksMs: 0, target: { version: "unknown" }, checks: [check] };
+}
+
+async function drillPostgres(cfg: Config, set: LoadedSet, opts: DrillOptions, explicit?: PostgresTarget): Promise<DrillService> {
+  const server = explicit ? undefined : await startPostgres({ tools: cfg.tools });
+  const target = explicit ?? server!;
+  const runner = new HostRunner({ tools: cfg.tools, secrets: { "postgres.target.password": target.password }, progress: opts.progress, signal: opts.signal });
+  try {
+    opts.progress.info(`drill postgres: restoring into ${target.host}:${target.port}`);
+    const t0 = Date.now();
+    let restored;
+    try {
+      restored = await restorePostgres(set, target, runner, { jobs: cfg.postgres?.jobs ?? 2, globals: true, clean: true });
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      return restoreFailed("postgres", err, Date.now() - t0);
+    }
+    const t1 = Date.now();
+    const checks = await checkPostgres(set, target, runner, { sanityQueries: cfg.postgres?.sanityQueries ?? [], ownershipRestored: restored.ownershipRestored });
+    return serviceResult(restored.restoreMs, t1, server?.version ?? "external", checks);
+  } finally {
+    runner.dispose();
+    await server?.stop();
+  }
+}
+
+async function drillRedis(cfg: Config, set: LoadedSet, opts: DrillOptions, explicit?: RedisTarget): Promise<DrillService> {
+  const t0 = Date.now();
+  let server;
+  if (!explicit) {
+    opts.progress.info("drill redis: starting a server on the set's dump.rdb");
+    try {
+      server = await startRedis({ tools: cfg.tools, rdb: join(set.dir, REDIS_RDB) });
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      return restoreFailed("redis", err, Date.now() - t0);
+    }
+  }
+  const restoreMs = explicit ? 0 : Date.now() - t0;
+  try {
+    const t1 = Date.now();
+    const checks = await checkRedis(set, explicit ?? server!, { now: (opts.now ?? (() => new Date()))() });
+    return serviceResult(restoreMs, t1, server?.version ?? "external", checks);
+  } finally {
+    await server?.stop();
+  }
+}
+
+async function drillMinio(cfg: Config, set: LoadedSet, opts: DrillOptions, explicit?: MinioTarget): Promise<DrillService> {
+  const server = explicit ? undefined : await startMinio({ tools: cfg.tools });
+  const target: MinioTarget = explicit ?? { endpoint: server!.endpoint, accessKey: server!.accessKey, secretKey: server!.secretKey, region: "us-east-1" };
+  try {
+    opts.progress.info(`drill minio: restoring objects into ${target.endpoint}`);
+    const t0 = Date.now();
+    let restored;
+    try {
+      restored = await restoreMinio(set, target, {}, (bucket, done, total) => opts.progress.info(`drill minio: ${bucket}: ${done}/${total} objects`));
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      return restoreFailed("minio", err, Date.now() - t0);
+    }
+    const t1 = Date.now();
+    return serviceResult(restored.restoreMs, t1, server ? "minio (pinned build)" : "external", await checkMinio(set, target, {}));
+  } finally {
+    await server?.stop();
+  }
+}
+
+/**
+ * Restore a set into throwaway servers and prove the data came back.
+ * The set's checksums are verified first: a corrupt set fails (exit 3)
+ * before anything is restored. Services are drilled side by side; each
+ * service's restore time is measured on its own. The summary is written
+ * into the set (restore-drill-summary.json + .sha256) and returned.
+ */
+export async function drillSet(cfg: Config, id: string, dir: string, opts: DrillOptions): Promise<DrillSummary> {
+  const now = opts.now ?? (() => new Date());
+  if (opts.targets) refuseSourceTargets(cfg, opts.targets);
+  const verified = await verifySet(id, dir, { tools: cfg.tools, progress: opts.progress });
+  if (!verified.ok) {
+    const names = verified.findings.slice(0, 5).map((f) => `${f.path} (${f.verdict})`).join(", ");
+    throw new IntegrityError(`set ${id} failed verification, nothing restored: ${names}${verified.findings.length > 5 ? ` and ${verified.findings.length - 5} more` : ""}`);
+  }
+  const set = await loadSet(id, dir);
+  const services = (["postgres", "redis", "minio"] as const).filter((s) => set.manifest.services[s] !== undefined);
+  if (services.length === 0) throw new UserError(`set ${id} holds no service backup`);
+  const startedAt = now();
+  opts.progress.info(`drill ${id}: ${services.join(", ")}`);
+  const drills: Record<ServiceName, () => Promise<DrillService>> = {
+    postgres: () => drillPostgres(cfg, set, opts, opts.targets?.postgres),
+    redis: () => drillRedis(cfg, set, opts, opts.targets?.redis),
+    minio: () => drillMinio(cfg, set, opts, opts.targets?.minio),
+  };
+  const settled = await Promise.allSettled(services.map((s) => drills[s]()));
+  const failed = settled.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+  if (opts.signal?.aborted) throw new OperationError("restore drill cancelled");
+  if (failed) throw failed.reason;
+  const results = settled.map((r) => (r as PromiseFulfilledResult<DrillService>).value);
+  const all = results.flatMap((r) => r.checks);
+  const summary: DrillSummary = {
+    schemaVersion: 1,
+    setId: id,
+    manifestSha256: set.manifestSha256,
+    tool: { name: "backup-drill", version: TOOL_VERSION },
+    runner: "host",
+    startedAt: startedAt.toISOString(),
+    finishedAt: now().toISOString(),
+    ok: all.every((c) => c.ok),
+    services: Object.fromEntries(services.map((s, i) => [s, results[i]])),
+    totals: {
+      checks: all.length,
+      passed: all.filter((c) => c.ok).length,
+      failed: all.filter((c) => !c.ok).length,
+      restoreMs: results.reduce((a, r) => Math.max(a, r.restoreMs), 0),
+    },
+  };
+  await writeDrillSummary(dir, summary);
+  return summary;
+}
+
+/** Drill targets from a --target-config file's sections. */
+export function targetsFrom(t: Pick<Config, "postgres" | "redis" | "minio">): DrillTargets {
+  const none = new Secret("", "none");
+  return {
+    ...(t.postgres ? { postgres: { host: t.postgres.host, port: t.postgres.port, user: t.postgres.user, password: t.postgres.password ?? none } } : {}),
+    ...(t.redis ? { redis: { host: t.redis.host, port: t.redis.port, username: t.redis.username, password: t.redis.password } } : {}),
+    ...(t.minio ? { minio: { endpoint: t.minio.endpoint, accessKey: t.minio.accessKey, secretKey: t.minio.secretKey, region: t.minio.region } } : {}),
+  };
+}

@@ -1,0 +1,204 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { connectPostgres, countTables, type TableCount } from "../../probes/postgres.js";
+import type { SanityQuery } from "../config.js";
+import type { DrillCheck } from "../drill-summary.js";
+import { OperationError } from "../errors.js";
+import { planPostgresRestore, planSchemaDump } from "../plan.js";
+import type { HostRunner, StepResult } from "../runners/host.js";
+import type { Secret } from "../secret.js";
+import { check } from "./checks.js";
+import { meetsExpectation } from "./expect.js";
+import type { LoadedSet } from "./set.js";
+
+/** A PostgreSQL server to restore into: a drill's throwaway one or, with guards, a real one. */
+export type PostgresTarget = { host: string; port: number; user: string; password: Secret };
+
+export type PostgresRestorePlan = {
+  /** Databases of the set to restore (default: all). */
+  databases?: string[];
+  /** Restore database OLD as NEW. */
+  renames?: Record<string, string>;
+  jobs: number;
+  /** Apply the set's globals (roles) first. */
+  globals: boolean;
+  /** Drop and recreate existing objects (--clean --if-exists). */
+  clean: boolean;
+  /** Skip ownership and grants. Default: skip them unless the globals (roles) were just applied. */
+  noOwner?: boolean;
+};
+
+export function restoredName(db: string, plan: Pick<PostgresRestorePlan, "renames">): string {
+  return plan.renames?.[db] ?? db;
+}
+
+/**
+ * The globals dump, made safe to replay on a target: psql meta-commands
+ * (\restrict, \connect) are dropped, and so are the statements that would
+ * recreate or re-password the role we are connected as — replaying those
+ * would lock us out of the target.
+ */
+export function globalsForTarget(sql: string, targetUser: string): string {
+  const quoted = targetUser.replace(/"/g, '""');
+  const own = new RegExp(`^(CREATE|ALTER) ROLE (${targetUser.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}|"${quoted}")[ ;]`);
+  return sql
+    .split("\n")
+    .filter((line) => !line.startsWith("\\") && !own.test(line))
+    .join("\n");
+}
+
+function serverMajor(set: LoadedSet): number {
+  return Number(set.manifest.services.postgres!.serverVersion.split(".")[0]);
+}
+
+export function databasesToRestore(set: LoadedSet, plan: Pick<PostgresRestorePlan, "databases">) {
+  const all = set.manifest.services.postgres?.databases ?? [];
+  if (!plan.databases) return all;
+  return plan.databases.map((name) => {
+    const db = all.find((d) => d.name === name);
+    if (!db) throw new OperationError(`set ${set.id} has no database "${name}" (it has: ${all.map((d) => d.name).join(", ")})`);
+    return db;
+  });
+}
+
+/** Globals, then one pg_restore per database. Returns the steps run and the wall time. */
+export async function restorePostgres(
+  set: LoadedSet,
+  target: PostgresTarget,
+  runner: HostRunner,
+  plan: PostgresRestorePlan,
+): Promise<{ steps: StepResult[]; restoreMs: number; ownershipRestored: boolean }> {
+  const pg = set.manifest.services.postgres;
+  if (!pg) throw new OperationError(`set ${set.id} has no PostgreSQL backup`);
+  const t0 = Date.now();
+  let globalsApplied = false;
+  if (plan.globals && pg.globals) {
+    const sql = globalsForTarget(await readFile(join(set.dir, pg.globals), "utf8"), target.user);
+    const client = await connectPostgres(target, "postgres");
+    try {
+      await client.query(sql);
+      globalsApplied = true;
+    } catch (err) {
+      throw new OperationError(`postgres globals: ${(err as Error).message}`, { cause: err });
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+  const steps: StepResult[] = [];
+  for (const db of databasesToRestore(set, plan)) {
+    const renameTo = plan.renames?.[db.name];
+    if (renameTo) {
+      const client = await connectPostgres(target, "postgres");
+      try {
+        await client.query(`CREATE DATABASE "${renameTo.replace(/"/g, '""')}" TEMPLATE template0`);
+      } finally {
+        await client.end().catch(() => {});
+      }
+    }
+    const step = planPostgresRestore(db, serverMajor(set), target, {
+      jobs: plan.jobs,
+      renameTo,
+      clean: plan.clean,
+      noOwner: plan.noOwner ?? !globalsApplied,
+    });
+    steps.push(await runner.run(step, set.dir));
+  }
+  return { steps, restoreMs: Date.now() - t0, ownershipRestored: !(plan.noOwner ?? !globalsApplied) };
+}
+
+/**
+ * What may legitimately differ between the schema captured at backup time
+ * and a fresh pg_dump --schema-only of the restored database:
+ * - `\restrict <token>` / `\unrestrict <token>`: pg_dump (15.14+) writes a random token into every dump;
+ * - "-- Dumped from database version" / "-- Dumped by pg_dump version": the target server or
+ *   client may be newer than the source;
+ * - when the roles were not restored (no globals in the set), ownership and grants
+ *   (restored with --no-owner --no-acl), on both sides.
+ */
+export function normalizeSchema(sql: string, opts: { ignoreOwnership: boolean }): string[] {
+  return sql
+    .split("\n")
+    .filter((l) => !/^\\(un)?restrict /.test(l))
+    .filter((l) => !/^-- Dumped (from database|by pg_dump) version /.test(l))
+    .filter((l) => !opts.ignoreOwnership || !/^(ALTER .* OWNER TO |GRANT |REVOKE )/.test(l))
+    .filter((l) => !(opts.ignoreOwnership && /^-- Name: .*; Type: ACL;/.test(l)));
+}
+
+/** The first line where two normalized schemas differ, for the check's detail. */
+function firstDifference(a: string[], b: string[]): string {
+  const n = Math.max(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    if (a[i] !== b[i]) return `line ${i + 1}: backup has ${JSON.stringify(a[i] ?? "<end>")}, restored has ${JSON.stringify(b[i] ?? "<end>")}`;
+  }
+  return "";
+}
+
+type TableKey = string;
+const tableKey = (t: Pick<TableCount, "schema" | "name">): TableKey => `${t.schema}.${t.name}`;
+
+/**
+ * The drill's PostgreSQL checks on a restored target: exact row count of
+ * every table against the count recorded in the backup's snapshot, the
+ * schema round trip, and the configured sanity queries.
+ */
+export async function checkPostgres(
+  set: LoadedSet,
+  target: PostgresTarget,
+  runner: HostRunner,
+  plan: Pick<PostgresRestorePlan, "databases" | "renames"> & { sanityQueries: SanityQuery[]; ownershipRestored: boolean },
+): Promise<DrillCheck[]> {
+  const checks: DrillCheck[] = [];
+  for (const db of databasesToRestore(set, plan)) {
+    const name = restoredName(db.name, plan);
+    let t = Date.now();
+    const client = await connectPostgres(target, name);
+    let restored: TableCount[];
+    try {
+      restored = await countTables(client);
+    } finally {
+      await client.end().catch(() => {});
+    }
+    const byKey = new Map(restored.map((r) => [tableKey(r), r]));
+    for (const table of db.tables) {
+      const got = byKey.get(tableKey(table));
+      checks.push(
+        check("postgres", "row-count", `${name}.${tableKey(table)}`, table.rows, got?.rows ?? null, t, got ? {} : { detail: "table missing after restore" }),
+      );
+      byKey.delete(tableKey(table));
+      t = Date.now();
+    }
+    for (const extra of byKey.values()) {
+      checks.push(check("postgres", "row-count", `${name}.${tableKey(extra)}`, null, extra.rows, t, { ok: false, detail: "table not in the backup" }));
+    }
+
+    t = Date.now();
+    const dumped = await runner.run(planSchemaDump(name, Number(set.manifest.services.postgres!.serverVersion.split(".")[0]), target), set.dir);
+    const ignoreOwnership = !plan.ownershipRestored;
+    const expected = normalizeSchema(await readFile(join(set.dir, db.schemaFile), "utf8"), { ignoreOwnership });
+    const actual = normalizeSchema(dumped.stdout ?? "", { ignoreOwnership });
+    const same = expected.length === actual.length && expected.every((l, i) => l === actual[i]);
+    checks.push(
+      check("postgres", "schema-roundtrip", name, `${expected.length} lines`, `${actual.length} lines`, t, {
+        ok: same,
+        ...(same ? {} : { detail: firstDifference(expected, actual) }),
+      }),
+    );
+  }
+
+  const restoredDbs = new Set(databasesToRestore(set, plan).map((d) => d.name));
+  for (const q of plan.sanityQueries) {
+    if (!restoredDbs.has(q.database)) continue;
+    const t = Date.now();
+    const client = await connectPostgres(target, restoredName(q.database, plan));
+    try {
+      const r = await client.query({ text: q.sql, rowMode: "array" });
+      const verdict = meetsExpectation(q.expect, r.rows as unknown[][]);
+      checks.push(check("postgres", "sanity-query", q.name, q.expect, verdict.actual, t, { ok: verdict.ok }));
+    } catch (err) {
+      checks.push(check("postgres", "sanity-query", q.name, q.expect, null, t, { ok: false, detail: (err as Error).message }));
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+  return checks;
+}
