@@ -335,7 +335,18 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     if (fromFlag !== undefined) applyOverride(raw, spec, fromFlag, `--${spec.flag}`);
   }
 
-  const eager = opts.resolveSecrets ?? true;
+  return resolveConfig(raw, source, base, env, opts.resolveSecrets ?? true, cwd);
+}
+
+/** Validate a raw config object and resolve its secret references (eagerly, or on first use). */
+function resolveConfig(
+  raw: Record<string, unknown>,
+  source: string,
+  base: string,
+  env: NodeJS.ProcessEnv,
+  eager: boolean,
+  cwd: string,
+): Config {
   const secret = (ref: string, field: string, literalOk = false): Secret => {
     if (literalOk && !/^(env|file):/.test(ref)) return new Secret(ref, "literal");
     return eager ? resolveSecretRef(ref, field, env, base) : new Secret(() => resolveSecretRef(ref, field, env, base).reveal(), ref);
@@ -367,6 +378,38 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     };
   }
   return cfg;
+}
+
+/**
+ * A file naming servers to restore or drill into: the same postgres / redis /
+ * minio sections as a config file (secrets by reference), nothing else, and
+ * no flag or environment overrides.
+ */
+export function loadTargetConfig(path: string, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Pick<Config, "postgres" | "redis" | "minio"> {
+  const full = resolve(cwd, path);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(full, "utf8"));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(`--target-config ${full}: ${code ? `cannot read: ${code}` : `not valid JSON: ${errorMessage(err)}`}`);
+  }
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new UserError(`--target-config ${full}: (top level): expected a JSON object`);
+  const extra = Object.keys(raw).filter((k) => !["postgres", "redis", "minio", "$schema"].includes(k));
+  if (extra.length) throw new UserError(`--target-config ${full}: ${extra[0]}: unknown key (a target file holds postgres, redis and minio sections only)`);
+  const cfg = resolveConfig(raw as Record<string, unknown>, full, resolve(full, ".."), env, true, cwd);
+  return { postgres: cfg.postgres, redis: cfg.redis, minio: cfg.minio };
+}
+
+/** Host and port equal, treating localhost and 127.0.0.1 alike. */
+export function sameEndpoint(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  const norm = (h: string) => (h === "localhost" || h === "::1" || h === "[::1]" ? "127.0.0.1" : h.toLowerCase());
+  return a.port === b.port && norm(a.host) === norm(b.host);
+}
+
+export function endpointOfUrl(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  return { host: u.hostname, port: u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80 };
 }
 
 /** The config as safe-to-print data: secrets appear as their references. */
