@@ -8,6 +8,7 @@ import { OperationError, UserError } from "./errors.js";
 import { hashUnder, listFiles } from "./hash.js";
 import { SET_META_FILES, writeManifest, type FileEntry, type Manifest } from "./manifest.js";
 import type { Progress } from "./progress.js";
+import { pruneAfterBackup, type AfterBackupPrune } from "./prune.js";
 import { HostRunner, secretBagFromConfig, type StepResult } from "./runners/host.js";
 import { fsyncTree } from "./store/fsync.js";
 import { acquireLock } from "./store/lock.js";
@@ -27,6 +28,8 @@ export type BackupResult = {
   manifest: Manifest;
   manifestSha256: string;
   latest: Latest;
+  /** What retention removed after the promote (only when a retention policy is configured). */
+  prune?: AfterBackupPrune;
 };
 
 const WORKERS: { [S in ServiceName]: (ctx: ServiceBackupContext) => Promise<ServiceBackupResult<NonNullable<Manifest["services"][S]>>> } = {
@@ -92,7 +95,10 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
       await fsyncTree(staged.dir);
       const latest = await promoteSet(cfg.output, staged, manifestSha256, now());
       opts.progress.info(`backup ${staged.id}: complete, ${files.length} files, ${manifest.totals.bytes} bytes`);
-      return { id: staged.id, dir: latest.path, manifest, manifestSha256, latest };
+      const result: BackupResult = { id: staged.id, dir: latest.path, manifest, manifestSha256, latest };
+      // Bounded retention, only after a successful promote; pruneAfterBackup never throws.
+      if (cfg.retention) result.prune = await pruneAfterBackup(cfg, now(), opts.progress);
+      return result;
     } catch (err) {
       abort.abort();
       await discardStaged(staged);

@@ -131,6 +131,63 @@ export const ToolsSchema = z
   })
   .meta({ description: "Paths of external tools. Default: found on PATH." });
 
+const FreshnessThresholdsSchema = z
+  .strictObject({
+    warnAfter: duration("WARNING once the newest good backup of the service is older than this.").optional(),
+    criticalAfter: duration("CRITICAL once the newest good backup of the service is older than this.").optional(),
+    minSizeBytes: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .meta({ description: "A dump smaller than this (bytes under <service>/ in the set) is not a good backup." }),
+  })
+  .meta({ description: "Per-service overrides of the freshness thresholds." });
+
+export const WebhookSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .regex(/^(https?:\/\/|env:|file:).+/, { message: 'must be an http(s) URL, or a reference "env:NAME" / "file:PATH"' })
+      .meta({ secret: true, description: 'Receives the JSON report (POST) when the status is WARNING or worse. A URL, or "env:NAME" / "file:PATH" when it holds a token.' }),
+    timeoutMs: z.number().int().min(1).max(600_000).default(5000).meta({ description: "Give up on the webhook after this many milliseconds." }),
+  })
+  .meta({ description: "Webhook for freshness alerts (also --webhook or $BACKUP_DRILL_WEBHOOK_URL)." });
+
+export const FreshnessSchema = z
+  .strictObject({
+    warnAfter: duration("Default for every service: WARNING once its newest good backup is older than this.").default("26h"),
+    criticalAfter: duration("Default for every service: CRITICAL once its newest good backup is older than this.").default("50h"),
+    minSizeBytes: z.number().int().min(0).default(1).meta({ description: "Default for every service: a smaller dump is not a good backup." }),
+    drillMaxAge: z
+      .union([duration("A set is proven only if a passing restore drill ran on it, or on a newer set, within this age."), z.literal("off")])
+      .default("8d")
+      .meta({ description: 'A set is proven only if a passing restore drill ran on it, or on a newer set, within this age; unproven is WARNING. "off" stops checking.' }),
+    postgres: FreshnessThresholdsSchema.optional(),
+    redis: FreshnessThresholdsSchema.optional(),
+    minio: FreshnessThresholdsSchema.optional(),
+    webhook: WebhookSchema.optional(),
+  })
+  .meta({ description: "Freshness policy: how old a backup may get before `backup-drill freshness` warns." });
+
+const keepCount = (what: string) => z.number().int().min(0).optional().meta({ description: what });
+
+export const RetentionSchema = z
+  .strictObject({
+    keepLast: keepCount("Keep the newest n sets."),
+    keepHourly: keepCount("Keep the newest set of each of the n most recent hours (UTC) that have sets."),
+    keepDaily: keepCount("Keep the newest set of each of the n most recent days (UTC) that have sets."),
+    keepWeekly: keepCount("Keep the newest set of each of the n most recent ISO weeks (UTC) that have sets."),
+    keepMonthly: keepCount("Keep the newest set of each of the n most recent months (UTC) that have sets."),
+    keepYearly: keepCount("Keep the newest set of each of the n most recent years (UTC) that have sets."),
+    keepWithin: duration("Keep every set taken within this duration of the newest set.").optional(),
+    partialGrace: duration("Remove a .partial-* directory only when it is older than this.").default("24h"),
+  })
+  .refine((r) => [r.keepLast, r.keepHourly, r.keepDaily, r.keepWeekly, r.keepMonthly, r.keepYearly].some((n) => (n ?? 0) > 0) || (r.keepWithin !== undefined && parseDuration(r.keepWithin)! > 0), {
+    message: "empty policy: set at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly, keepWithin",
+  })
+  .meta({ description: "Retention (restic-style keep rules, OR'ed). `backup` prunes after each successful set when this is present." });
+
 export const ConfigSchema = z
   .strictObject({
     $schema: z.string().optional(),
@@ -139,12 +196,16 @@ export const ConfigSchema = z
     redis: RedisSchema.optional(),
     minio: MinioSchema.optional(),
     tools: ToolsSchema.default({}),
+    freshness: FreshnessSchema.optional(),
+    retention: RetentionSchema.optional(),
   })
   .meta({ title: "backup-drill configuration" });
 
 export type ConfigFile = z.infer<typeof ConfigSchema>;
 export type SanityQuery = z.infer<typeof SanityQuerySchema>;
 export type ToolPaths = z.infer<typeof ToolsSchema>;
+export type FreshnessConfig = z.infer<typeof FreshnessSchema>;
+export type RetentionConfig = z.infer<typeof RetentionSchema>;
 
 // ---------------------------------------------------------------------------
 // Resolved config: what engines receive (secrets resolved, paths absolute)
@@ -168,6 +229,11 @@ export type Config = {
   redis?: RedisSource;
   minio?: MinioSource;
   tools: ToolPaths;
+  /** As in the file (durations unparsed; the webhook URL still a reference): freshness.ts and retention.ts interpret them. */
+  freshness?: FreshnessConfig;
+  retention?: RetentionConfig;
+  /** The directory `file:` references in the config are relative to. */
+  baseDir?: string;
 };
 
 export type ServiceName = "postgres" | "redis" | "minio";

@@ -1,0 +1,93 @@
+import { rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Config } from "./config.js";
+import { errorMessage, OperationError } from "./errors.js";
+import type { Progress } from "./progress.js";
+import { planPrune, retentionPolicy, type PrunePlan, type RetentionItem, type RetentionPolicy } from "./retention.js";
+import { hasPassingDrill, type Catalog } from "./set-facts.js";
+import { loadCatalog } from "./store/catalog.js";
+import { fsyncDir } from "./store/fsync.js";
+import { PARTIAL_PREFIX } from "./store/ids.js";
+import { acquireLock } from "./store/lock.js";
+
+/** Prune = read the catalog, planPrune (pure), then remove what the plan says unless it is a dry run. */
+
+export type PruneResult = {
+  dryRun: boolean;
+  policy: RetentionPolicy;
+  plan: PrunePlan;
+  /** Directory names actually removed. */
+  removed: string[];
+  errors: { id: string; message: string }[];
+};
+
+export function retentionItems(catalog: Catalog): RetentionItem[] {
+  return [
+    ...catalog.sets.map(
+      (s): RetentionItem => ({ id: s.id, time: s.time, kind: s.valid ? "set" : "invalid", drilled: hasPassingDrill(s), latest: s.id === catalog.latestId }),
+    ),
+    ...catalog.partials.map((p): RetentionItem => ({ id: p.id, time: p.time, kind: "partial", drilled: false, latest: false })),
+  ];
+}
+
+/**
+ * Plan and (unless dryRun) apply. The caller holds the output root's lock.
+ * A set is first renamed to `.partial-<id>` (one atomic step: readers never
+ * see a half-removed set, and a crash leaves a partial the next prune
+ * removes), then deleted.
+ */
+export async function pruneRoot(root: string, policy: RetentionPolicy, now: Date, opts: { dryRun: boolean; progress: Progress }): Promise<PruneResult> {
+  const catalog = await loadCatalog(root);
+  const plan = planPrune(retentionItems(catalog), policy, now);
+  const result: PruneResult = { dryRun: opts.dryRun, policy, plan, removed: [], errors: [] };
+  if (opts.dryRun) return result;
+  for (const r of plan.remove) {
+    const name = r.kind === "partial" ? `${PARTIAL_PREFIX}${r.id}` : r.id;
+    try {
+      let doomed = join(root, name);
+      if (r.kind !== "partial") {
+        const asPartial = join(root, `${PARTIAL_PREFIX}${r.id}`);
+        await rename(doomed, asPartial);
+        doomed = asPartial;
+      }
+      await rm(doomed, { recursive: true, force: true });
+      result.removed.push(name);
+      opts.progress.info(`prune: removed ${name} (${r.reason})`);
+    } catch (err) {
+      result.errors.push({ id: r.id, message: errorMessage(err) });
+      opts.progress.warn(`prune: cannot remove ${name}: ${errorMessage(err)}`);
+    }
+  }
+  if (plan.remove.length > 0) await fsyncDir(root);
+  return result;
+}
+
+/** The prune command: takes the lock unless it is a dry run (which only reads). */
+export async function pruneCommandRun(cfg: Config, now: Date, opts: { dryRun: boolean; progress: Progress }): Promise<PruneResult> {
+  const policy = retentionPolicy(cfg.retention, cfg.source);
+  if (opts.dryRun) return pruneRoot(cfg.output, policy, now, opts);
+  const lock = await acquireLock(cfg.output, "prune", now);
+  try {
+    return await pruneRoot(cfg.output, policy, now, opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+export type AfterBackupPrune = { ok: true; removed: string[]; kept: number } | { ok: false; error: string };
+
+/**
+ * Bounded retention after a successful promote, under the backup's lock.
+ * Never throws: the new set is already safe, so a prune problem is reported
+ * (and the next run tries again) rather than failing the backup.
+ */
+export async function pruneAfterBackup(cfg: Config, now: Date, progress: Progress): Promise<AfterBackupPrune> {
+  try {
+    const r = await pruneRoot(cfg.output, retentionPolicy(cfg.retention, cfg.source), now, { dryRun: false, progress });
+    if (r.errors.length > 0) throw new OperationError(r.errors.map((e) => `${e.id}: ${e.message}`).join("; "));
+    return { ok: true, removed: r.removed, kept: r.plan.keep.length };
+  } catch (err) {
+    progress.warn(`prune after backup failed (the new set is complete): ${errorMessage(err)}`);
+    return { ok: false, error: errorMessage(err) };
+  }
+}
