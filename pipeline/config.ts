@@ -422,7 +422,9 @@ function resolveConfig(
   if (!parsed.success) throw new UserError(describeIssue(source === "defaults" ? "config" : source, parsed.error));
   const file = parsed.data;
 
-  const cfg: Config = { source, output: resolve(cwd, file.output), tools: file.tools };
+  const cfg: Config = { source, output: resolve(cwd, file.output), tools: file.tools, baseDir: base };
+  if (file.freshness) cfg.freshness = file.freshness;
+  if (file.retention) cfg.retention = file.retention;
   if (file.postgres) {
     const { password, ...rest } = file.postgres;
     cfg.postgres = { ...rest, password: password ? secret(password, "postgres.password") : undefined };
