@@ -7,6 +7,7 @@ import { configuredServices, type Config, type ServiceName } from "./config.js";
 import { OperationError, UserError } from "./errors.js";
 import { hashUnder, listFiles } from "./hash.js";
 import { SET_META_FILES, writeManifest, type FileEntry, type Manifest } from "./manifest.js";
+import { failureLines, preflight } from "./preflight.js";
 import type { Progress } from "./progress.js";
 import { pruneAfterBackup, type AfterBackupPrune } from "./prune.js";
 import { HostRunner, secretBagFromConfig, type StepResult } from "./runners/host.js";
@@ -20,6 +21,8 @@ export type BackupOptions = {
   now?: () => Date;
   /** Cancels the run (Ctrl-C): running tools are stopped and the staging directory removed. */
   signal?: AbortSignal;
+  /** Run the preflight checks first (default true); a failure stages nothing. */
+  preflight?: boolean;
 };
 
 export type BackupResult = {
@@ -49,6 +52,10 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
   const services = configuredServices(cfg);
   if (services.length === 0) {
     throw new UserError(`${cfg.source}: no service configured (add a "postgres", "redis" or "minio" section, or --pg-host/--redis-host/--minio-endpoint)`);
+  }
+  if (opts.preflight ?? true) {
+    const report = await preflight(cfg, { canary: false });
+    if (!report.ok) throw new OperationError(`preflight failed, nothing staged: ${failureLines(report).join("; ")}`);
   }
   const lock = await acquireLock(cfg.output, "backup");
   const abort = new AbortController();

@@ -1,6 +1,7 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { backupCommand } from "./commands/backup.js";
+import { checkCommand } from "./commands/check.js";
 import { EXIT, EXIT_CODES_EPILOG } from "./commands/common.js";
 import { freshnessCommand } from "./commands/freshness.js";
 import { pruneCommand } from "./commands/prune.js";
@@ -17,6 +18,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     .scriptName("backup-drill")
     .usage("$0 <command> [options]\n\nBack up PostgreSQL, Redis and MinIO into checksummed sets, verify them, and prove they restore.")
     .command(backupCommand)
+    .command(checkCommand)
     .command(verifyCommand)
     .command(restoreDrillCommand)
     .command(sandboxCommand)

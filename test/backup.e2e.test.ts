@@ -240,7 +240,7 @@ describe("backup and verify against real PostgreSQL, Redis and MinIO", () => {
     const dirsBefore = readdirSync(output).sort();
     const r = await runCli(["backup", "--config", cfgPath], { env: { ...env, DOOMED_REDIS_PW: redis.password.reveal() } });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^backup-drill backup: error: redis connect: .*ECONNREFUSED/m);
+    expect(r.stderr).toMatch(/^backup-drill backup: error: preflight failed, nothing staged: redis: cannot connect: .*ECONNREFUSED.* — is Redis running and reachable at 127\.0\.0\.1:\d+\?$/m);
     expect(readFileSync(join(output, "latest.json")).equals(latestBefore)).toBe(true);
     expect(readdirSync(output).sort()).toEqual(dirsBefore);
   });
@@ -272,7 +272,7 @@ describe("backup and verify against real PostgreSQL, Redis and MinIO", () => {
     // Make the next BGSAVE slow enough to still be running when the backup asks for one.
     const client = await connectRedis(servers().redis);
     try {
-      await client.config("SET", "rdb-key-save-delay", "2000"); // microseconds per key
+      await client.config("SET", "rdb-key-save-delay", "10000"); // microseconds per key: ~6.5 s for the seeded keys
       await client.bgsave();
       const r = await runCli(["backup", "--config", config, "--json", "--quiet"], { env });
       expect(r.code, r.stderr).toBe(0);
