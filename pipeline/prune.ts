@@ -47,8 +47,15 @@ export async function pruneRoot(root: string, policy: RetentionPolicy, now: Date
       let doomed = join(root, name);
       if (r.kind !== "partial") {
         const asPartial = join(root, `${PARTIAL_PREFIX}${r.id}`);
-        await rename(doomed, asPartial);
-        doomed = asPartial;
+        // A leftover partial of the same id is in the way: then remove the set where it is.
+        const moved = await rename(doomed, asPartial).then(
+          () => true,
+          (err: NodeJS.ErrnoException) => {
+            if (err.code === "ENOTEMPTY" || err.code === "EEXIST") return false;
+            throw err;
+          },
+        );
+        if (moved) doomed = asPartial;
       }
       await rm(doomed, { recursive: true, force: true });
       result.removed.push(name);

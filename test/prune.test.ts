@@ -104,6 +104,18 @@ describe("backup-drill prune on constructed sets", () => {
     expect(entries(root)).toEqual(before);
   });
 
+  it("removes a set even when a leftover .partial- of the same id is in the way, and the partial too", async () => {
+    const { root, config } = scenario({ keepLast: 1 });
+    const t = ago(3 * D);
+    const old = await writeSet(root, { time: t });
+    const partial = writePartial(root, t);
+    const newest = await writeSet(root, { time: ago(1 * H) });
+    const r = await runCli(["prune", "--config", config, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).removed.sort()).toEqual([old.id, partial.slice(root.length + 1)].sort());
+    expect(entries(root)).toEqual([newest.id]);
+  });
+
   it("orders sets by manifest time, not by directory name", async () => {
     const { root, config } = scenario({ keepLast: 1 });
     // Named as if newest, but its manifest says it was taken three days ago.
