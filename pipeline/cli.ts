@@ -5,6 +5,7 @@ import { checkCommand } from "./commands/check.js";
 import { EXIT, EXIT_CODES_EPILOG } from "./commands/common.js";
 import { freshnessCommand } from "./commands/freshness.js";
 import { pruneCommand } from "./commands/prune.js";
+import { restoreCommand } from "./commands/restore.js";
 import { restoreDrillCommand } from "./commands/restore-drill.js";
 import { sandboxCommand } from "./commands/sandbox.js";
 import { statusCommand } from "./commands/status.js";
@@ -21,6 +22,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     .command(checkCommand)
     .command(verifyCommand)
     .command(restoreDrillCommand)
+    .command(restoreCommand)
     .command(sandboxCommand)
     .command(freshnessCommand)
     .command(pruneCommand)

@@ -453,21 +453,43 @@ function resolveConfig(
  * minio sections as a config file (secrets by reference), nothing else, and
  * no flag or environment overrides.
  */
-export function loadTargetConfig(path: string, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Pick<Config, "postgres" | "redis" | "minio"> {
-  const full = resolve(cwd, path);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(full, "utf8"));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(`--target-config ${full}: ${code ? `cannot read: ${code}` : `not valid JSON: ${errorMessage(err)}`}`);
+export function loadTargetConfig(
+  path: string | undefined,
+  flags: Record<string, unknown> = {},
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+): Pick<Config, "postgres" | "redis" | "minio"> {
+  let raw: Record<string, unknown> = {};
+  let source = "target flags";
+  let base = cwd;
+  if (path !== undefined) {
+    const full = resolve(cwd, path);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(full, "utf8"));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new UserError(`--target-config ${full}: ${code ? `cannot read: ${code}` : `not valid JSON: ${errorMessage(err)}`}`);
+    }
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw new UserError(`--target-config ${full}: (top level): expected a JSON object`);
+    const extra = Object.keys(parsed).filter((k) => !["postgres", "redis", "minio", "$schema"].includes(k));
+    if (extra.length) throw new UserError(`--target-config ${full}: ${extra[0]}: unknown key (a target file holds postgres, redis and minio sections only)`);
+    raw = parsed as Record<string, unknown>;
+    source = `--target-config ${full}`;
+    base = resolve(full, "..");
   }
-  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new UserError(`--target-config ${full}: (top level): expected a JSON object`);
-  const extra = Object.keys(raw).filter((k) => !["postgres", "redis", "minio", "$schema"].includes(k));
-  if (extra.length) throw new UserError(`--target-config ${full}: ${extra[0]}: unknown key (a target file holds postgres, redis and minio sections only)`);
-  const cfg = resolveConfig(raw as Record<string, unknown>, full, resolve(full, ".."), env, true, cwd);
+  for (const spec of TARGET_OVERRIDES) {
+    const v = flagValue(flags, spec.flag);
+    if (v !== undefined) applyOverride(raw, spec, v, `--${spec.flag}`);
+  }
+  const cfg = resolveConfig(raw, source, base, env, true, cwd);
   return { postgres: cfg.postgres, redis: cfg.redis, minio: cfg.minio };
 }
+
+/** --target-pg-host and friends: the connection overrides, for a restore target (flags only, no env). */
+export const TARGET_OVERRIDES: readonly OverrideSpec[] = OVERRIDES.filter(
+  (o) => o.path.length === 2 && !["databases", "buckets"].includes(o.path[1]!),
+).map((o) => ({ ...o, flag: `target-${o.flag}`, env: "" }));
 
 /** Host and port equal, treating localhost and 127.0.0.1 alike. */
 export function sameEndpoint(a: { host: string; port: number }, b: { host: string; port: number }): boolean {

@@ -210,8 +210,8 @@ export type PostgresRestoreTarget = Endpoint & { user: string };
 
 export type PostgresRestoreOptions = {
   jobs: number;
-  /** Restore into this database name instead of the dumped one (pg_restore then does not --create). */
-  renameTo?: string;
+  /** Restore into this existing database instead of letting pg_restore --create the dumped one. */
+  into?: string;
   /** Drop and recreate what exists (--clean --if-exists): drills, or a restore with --force. */
   clean: boolean;
   /** Roles the dump refers to are missing on the target (no globals): skip ownership and grants. */
@@ -225,8 +225,8 @@ function pgConn(at: PostgresRestoreTarget): string[] {
 /**
  * pg_restore of one dump directory. With --create it recreates the database
  * as dumped (encoding, locale, database-level settings and grants),
- * connecting through template1; a renamed restore goes into an existing
- * (freshly created) database instead.
+ * connecting through template1; `into` restores into an existing database
+ * instead (one that was there already, or one created under a new name).
  */
 export function planPostgresRestore(
   db: { name: string; dir: string },
@@ -234,21 +234,20 @@ export function planPostgresRestore(
   at: PostgresRestoreTarget,
   opts: PostgresRestoreOptions,
 ): Step {
-  const into = opts.renameTo ?? db.name;
   return {
-    id: `postgres/restore/${into}`,
+    id: `postgres/restore/${opts.into ?? db.name}`,
     service: "postgres",
     image: postgresImage(serverMajor),
     argv: [
       "pg_restore",
       "--exit-on-error",
       `--jobs=${opts.jobs}`,
-      ...(opts.renameTo ? [] : ["--create"]),
+      ...(opts.into ? [] : ["--create"]),
       ...(opts.clean ? ["--clean", "--if-exists"] : []),
       ...(opts.noOwner ? ["--no-owner", "--no-acl"] : []),
       ...pgConn(at),
       "--dbname",
-      `dbname=${conninfoQuote(opts.renameTo ?? "template1")}`,
+      `dbname=${conninfoQuote(opts.into ?? "template1")}`,
       db.dir,
     ],
     env: { PGCONNECT_TIMEOUT: "10", PGAPPNAME: "backup-drill" },

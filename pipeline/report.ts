@@ -1,5 +1,6 @@
 import type { BackupResult } from "./backup.js";
 import type { DrillSummary } from "./drill-summary.js";
+import type { RestoreSummary } from "./restore-summary.js";
 import type { VerifyReport } from "./verify.js";
 
 /** Human and JSON shapes of command results. Pure: strings and plain objects. */
@@ -116,4 +117,25 @@ export function drillHuman(s: DrillSummary): string {
     `restore time (RTO): ${rto}`,
     ...failures,
   ].join("\n");
+}
+
+export function restoreHuman(s: RestoreSummary, path?: string): string {
+  const lines = [
+    `${s.dryRun ? "restore plan (dry run, nothing changed)" : "restore"} of set ${s.setId}:`,
+    ...s.plan.map((a) => `  ${a.kind.padEnd(9)} ${a.service.padEnd(8)} ${a.detail}`),
+  ];
+  if (!s.dryRun) {
+    const rows: string[][] = [];
+    for (const service of ["postgres", "redis", "minio"] as const) {
+      for (const c of s.services[service]?.checks ?? []) rows.push([c.ok ? "ok" : "FAIL", service, c.check, c.subject, short(c.expected), short(c.actual)]);
+    }
+    lines.push(`checks: ${s.ok ? "PASSED" : "FAILED"} — ${s.totals.passed}/${s.totals.checks}`, table(["result", "service", "check", "subject", "expected", "actual"], rows));
+    for (const service of ["postgres", "redis", "minio"] as const) {
+      for (const c of (s.services[service]?.checks ?? []).filter((x) => !x.ok)) {
+        lines.push(`  FAIL ${service} ${c.check} ${c.subject}: expected ${short(c.expected)}, got ${short(c.actual)}${c.detail ? ` — ${c.detail}` : ""}`);
+      }
+    }
+    if (path) lines.push(`summary: ${path}`);
+  }
+  return lines.join("\n");
 }

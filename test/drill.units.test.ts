@@ -35,7 +35,7 @@ describe("schema round trip normalisation", () => {
   });
 
   it("drops ownership and grants only when roles were not restored", () => {
-    const lines = normalizeSchema(dump("abc", "15.18"), { ignoreOwnership: true });
+    const lines = normalizeSchema(`--\n-- Name: t; Type: TABLE; Schema: public; Owner: app\n--\n\n${dump("abc", "15.18")}`, { ignoreOwnership: true });
     expect(lines).toEqual(["CREATE TABLE t (id int);"]);
   });
 

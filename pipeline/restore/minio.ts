@@ -130,7 +130,12 @@ function sortKeys(o: Record<string, string>): [string, string][] {
  * keys, every object's size and sha256 read back, recorded attributes and
  * tags, and the integrity canary.
  */
-export async function checkMinio(set: LoadedSet, target: MinioTarget, sel: MinioSelection): Promise<DrillCheck[]> {
+export async function checkMinio(
+  set: LoadedSet,
+  target: MinioTarget,
+  sel: MinioSelection,
+  opts: { allowExtra?: boolean } = {},
+): Promise<DrillCheck[]> {
   const client = minioClient(target);
   const checks: DrillCheck[] = [];
   for (const bucket of bucketsToRestore(set, sel)) {
@@ -139,13 +144,16 @@ export async function checkMinio(set: LoadedSet, target: MinioTarget, sel: Minio
     const live = (await listObjects(client, bucket.name).catch((err) => {
       throw minioError(target, `cannot list ${bucket.name}`, err);
     })).filter((o) => !o.key.startsWith(CANARY_PREFIX) && (!sel.prefix || o.key.startsWith(sel.prefix)));
-    checks.push(check("minio", "object-count", bucket.name, entries.length, live.length, t));
-
-    t = Date.now();
     const liveKeys = new Set(live.map((o) => o.key));
     const wantKeys = new Set(entries.map((e) => e.key));
     const missing = entries.filter((e) => !liveKeys.has(e.key)).map((e) => e.key);
-    const extra = live.filter((o) => !wantKeys.has(o.key)).map((o) => o.key);
+    // A restore into a bucket that already held other objects keeps them: they are not failures there.
+    const extra = opts.allowExtra ? [] : live.filter((o) => !wantKeys.has(o.key)).map((o) => o.key);
+    checks.push(
+      check("minio", "object-count", bucket.name, entries.length, opts.allowExtra ? entries.length - missing.length : live.length, t),
+    );
+
+    t = Date.now();
     checks.push(
       check("minio", "object-keys", bucket.name, { missing: 0, extra: 0 }, { missing: missing.length, extra: extra.length }, t, {
         ...(missing.length || extra.length

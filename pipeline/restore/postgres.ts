@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { connectPostgres, countTables, type TableCount } from "../../probes/postgres.js";
+import { connectPostgres, countTables, quoteIdent, type TableCount } from "../../probes/postgres.js";
 import type { SanityQuery } from "../config.js";
 import type { DrillCheck } from "../drill-summary.js";
 import { OperationError } from "../errors.js";
@@ -26,6 +26,8 @@ export type PostgresRestorePlan = {
   clean: boolean;
   /** Skip ownership and grants. Default: skip them unless the globals (roles) were just applied. */
   noOwner?: boolean;
+  /** Target databases (restored names) that exist already: restored into, not created. */
+  existing?: Set<string>;
 };
 
 export function restoredName(db: string, plan: Pick<PostgresRestorePlan, "renames">): string {
@@ -86,18 +88,20 @@ export async function restorePostgres(
   }
   const steps: StepResult[] = [];
   for (const db of databasesToRestore(set, plan)) {
-    const renameTo = plan.renames?.[db.name];
-    if (renameTo) {
+    const name = restoredName(db.name, plan);
+    const exists = plan.existing?.has(name) ?? false;
+    if (!exists && name !== db.name) {
+      // A new name: pg_restore --create would use the dumped one, so create it here.
       const client = await connectPostgres(target, "postgres");
       try {
-        await client.query(`CREATE DATABASE "${renameTo.replace(/"/g, '""')}" TEMPLATE template0`);
+        await client.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE template0`);
       } finally {
         await client.end().catch(() => {});
       }
     }
     const step = planPostgresRestore(db, serverMajor(set), target, {
       jobs: plan.jobs,
-      renameTo,
+      into: exists || name !== db.name ? name : undefined,
       clean: plan.clean,
       noOwner: plan.noOwner ?? !globalsApplied,
     });
@@ -112,16 +116,16 @@ export async function restorePostgres(
  * - `\restrict <token>` / `\unrestrict <token>`: pg_dump (15.14+) writes a random token into every dump;
  * - "-- Dumped from database version" / "-- Dumped by pg_dump version": the target server or
  *   client may be newer than the source;
- * - when the roles were not restored (no globals in the set), ownership and grants
- *   (restored with --no-owner --no-acl), on both sides.
+ * - when the roles were not restored (restored with --no-owner --no-acl), ownership
+ *   and grants on both sides — and with them pg_dump's comment and blank lines,
+ *   which name each object's owner and frame the ACL entries that are gone.
  */
 export function normalizeSchema(sql: string, opts: { ignoreOwnership: boolean }): string[] {
   return sql
     .split("\n")
     .filter((l) => !/^\\(un)?restrict /.test(l))
     .filter((l) => !/^-- Dumped (from database|by pg_dump) version /.test(l))
-    .filter((l) => !opts.ignoreOwnership || !/^(ALTER .* OWNER TO |GRANT |REVOKE )/.test(l))
-    .filter((l) => !(opts.ignoreOwnership && /^-- Name: .*; Type: ACL;/.test(l)));
+    .filter((l) => !opts.ignoreOwnership || !/^(ALTER .* OWNER TO |GRANT |REVOKE |--|$)/.test(l));
 }
 
 /** The first line where two normalized schemas differ, for the check's detail. */
@@ -145,7 +149,12 @@ export async function checkPostgres(
   set: LoadedSet,
   target: PostgresTarget,
   runner: HostRunner,
-  plan: Pick<PostgresRestorePlan, "databases" | "renames"> & { sanityQueries: SanityQuery[]; ownershipRestored: boolean },
+  plan: Pick<PostgresRestorePlan, "databases" | "renames"> & {
+    sanityQueries: SanityQuery[];
+    ownershipRestored: boolean;
+    /** The target database held other tables before (a forced restore): they are not failures. */
+    allowExtraTables?: boolean;
+  },
 ): Promise<DrillCheck[]> {
   const checks: DrillCheck[] = [];
   for (const db of databasesToRestore(set, plan)) {
@@ -167,10 +176,11 @@ export async function checkPostgres(
       byKey.delete(tableKey(table));
       t = Date.now();
     }
-    for (const extra of byKey.values()) {
+    for (const extra of plan.allowExtraTables ? [] : byKey.values()) {
       checks.push(check("postgres", "row-count", `${name}.${tableKey(extra)}`, null, extra.rows, t, { ok: false, detail: "table not in the backup" }));
     }
 
+    if (plan.allowExtraTables) continue; // the schema holds the target's own objects too: no round trip to compare
     t = Date.now();
     const dumped = await runner.run(planSchemaDump(name, Number(set.manifest.services.postgres!.serverVersion.split(".")[0]), target), set.dir);
     const ignoreOwnership = !plan.ownershipRestored;

@@ -2,12 +2,17 @@ import { connectRedis, decodeKey, digestKey, parseInfo, parseKeyspace, type Redi
 import type { DrillCheck } from "../drill-summary.js";
 import type { RedisSample } from "../manifest.js";
 import { check, nameSome } from "./checks.js";
+import { redisGlobToRegExp } from "./redis-copy.js";
 import type { LoadedSet } from "./set.js";
 
 export type RedisCheckOptions = {
   now: Date;
   /** Only these dbs were restored (default: all the set has). */
   dbs?: number[];
+  /** Only keys matching this glob were restored: sampled keys are filtered the same way. */
+  pattern?: string;
+  /** The key counts say nothing (a pattern restore, or a target db that had keys): skip them. */
+  skipKeyspace?: boolean;
 };
 
 /** Why a sampled key does not match on the target, or undefined when it does. */
@@ -51,7 +56,7 @@ export async function checkRedis(set: LoadedSet, target: RedisTarget, opts: Redi
   } finally {
     client.disconnect();
   }
-  for (const rec of facts.keyspace.filter((k) => wanted.has(k.db))) {
+  for (const rec of opts.skipKeyspace ? [] : facts.keyspace.filter((k) => wanted.has(k.db))) {
     const got = actualKeyspace.find((k) => k.db === rec.db) ?? { db: rec.db, keys: 0, expires: 0 };
     const persistentOk = got.keys - got.expires === rec.keys - rec.expires;
     const volatileOk = got.expires <= rec.expires;
@@ -67,7 +72,7 @@ export async function checkRedis(set: LoadedSet, target: RedisTarget, opts: Redi
       }),
     );
   }
-  if (!opts.dbs) {
+  if (!opts.dbs && !opts.skipKeyspace) {
     for (const extra of actualKeyspace.filter((k) => !facts.keyspace.some((r) => r.db === k.db))) {
       checks.push(check("redis", "keyspace", `db${extra.db}`, null, { keys: extra.keys, expires: extra.expires }, t0, { ok: false, detail: "db not in the backup" }));
     }
@@ -75,7 +80,11 @@ export async function checkRedis(set: LoadedSet, target: RedisTarget, opts: Redi
 
   const window = { backupStarted: Date.parse(set.manifest.startedAt), backupFinished: Date.parse(set.manifest.finishedAt), now: opts.now.getTime() };
   const byDb = new Map<number, RedisSample[]>();
-  for (const s of facts.sample) if (wanted.has(s.db)) byDb.set(s.db, [...(byDb.get(s.db) ?? []), s]);
+  const match = opts.pattern ? redisGlobToRegExp(opts.pattern) : undefined;
+  for (const s of facts.sample) {
+    if (!wanted.has(s.db) || (match && !match.test(decodeKey(s).toString("utf8")))) continue;
+    byDb.set(s.db, [...(byDb.get(s.db) ?? []), s]);
+  }
   for (const [db, samples] of [...byDb].sort((a, b) => a[0] - b[0])) {
     const t = Date.now();
     const c = await connectRedis(target, db);

@@ -1,0 +1,194 @@
+import { join } from "node:path";
+import { endpointLabel } from "../probes/minio.js";
+import { endpointOfUrl, sameEndpoint, type Config, type ServiceName } from "./config.js";
+import type { DrillService } from "./drill-summary.js";
+import { IntegrityError, UserError } from "./errors.js";
+import { REDIS_RDB } from "./plan.js";
+import type { Progress } from "./progress.js";
+import { inspectTargets, planRestore, type RestorePlan, type RestoreSelection, type RestoreTargets } from "./restore/guards.js";
+import { checkMinio, restoreMinio } from "./restore/minio.js";
+import { checkPostgres, restorePostgres } from "./restore/postgres.js";
+import { copyRedisKeys } from "./restore/redis-copy.js";
+import { checkRedis } from "./restore/redis.js";
+import { loadSet, type LoadedSet } from "./restore/set.js";
+import { writeRestoreSummary, type RestoreSummary } from "./restore-summary.js";
+import { HostRunner } from "./runners/host.js";
+import { startRedis } from "./throwaway/servers.js";
+import { verifySet } from "./verify.js";
+
+export type RestoreOptions = {
+  progress: Progress;
+  signal?: AbortSignal;
+  targets: RestoreTargets;
+  selection: RestoreSelection;
+  force: boolean;
+  dryRun: boolean;
+  now?: () => Date;
+};
+
+export type RestoreResult = {
+  summary: RestoreSummary;
+  /** Written summary (not on --dry-run). */
+  path?: string;
+  plan: RestorePlan;
+  /** On --dry-run: the refusal a real run would stop with. */
+  refusal?: string;
+};
+
+/** A target that is a configured backup source, as a refusal line (restore allows it with --force). */
+function sourceRefusals(cfg: Config, targets: RestoreTargets, services: ServiceName[]): string[] {
+  const out: string[] = [];
+  const same = (s: ServiceName, t?: { host: string; port: number }, src?: { host: string; port: number }) => {
+    if (services.includes(s) && t && src && sameEndpoint(t, src)) out.push(`target ${s} ${t.host}:${t.port} is a configured backup source`);
+  };
+  same("postgres", targets.postgres, cfg.postgres);
+  same("redis", targets.redis, cfg.redis);
+  same("minio", targets.minio && endpointOfUrl(targets.minio.endpoint), cfg.minio && endpointOfUrl(cfg.minio.endpoint));
+  return out;
+}
+
+function result(restoreMs: number, checksStarted: number, checks: DrillService["checks"]): DrillService {
+  return { ok: checks.every((c) => c.ok), restoreMs, checksMs: Date.now() - checksStarted, target: { version: "external" }, checks };
+}
+
+type Inspection = Awaited<ReturnType<typeof inspectTargets>>;
+
+async function restoreOnePostgres(cfg: Config, set: LoadedSet, opts: RestoreOptions, inspection: Inspection): Promise<DrillService> {
+  const target = opts.targets.postgres!;
+  const sel = opts.selection;
+  const pg = inspection.postgres!;
+  const runner = new HostRunner({ tools: cfg.tools, secrets: { "postgres.target.password": target.password }, progress: opts.progress, signal: opts.signal });
+  try {
+    // Ownership and grants need the roles: kept when every role is there (or --globals creates them).
+    const rolesMissing = pg.roles.filter((r) => !r.exists).map((r) => r.name);
+    const noOwner = !sel.globals && rolesMissing.length > 0;
+    if (noOwner) opts.progress.warn(`postgres: roles missing on the target (${rolesMissing.join(", ")}): restoring without ownership and grants; --globals creates them`);
+    const restored = await restorePostgres(set, target, runner, {
+      databases: sel.databases,
+      renames: sel.renames,
+      jobs: cfg.postgres?.jobs ?? 2,
+      globals: sel.globals,
+      clean: opts.force,
+      noOwner,
+      existing: new Set(pg.databases.filter((d) => d.exists).map((d) => d.name)),
+    });
+    const t1 = Date.now();
+    const checks = await checkPostgres(set, target, runner, {
+      databases: sel.databases,
+      renames: sel.renames,
+      sanityQueries: cfg.postgres?.sanityQueries ?? [],
+      ownershipRestored: restored.ownershipRestored,
+      allowExtraTables: pg.databases.some((d) => d.userObjects > 0),
+    });
+    return result(restored.restoreMs, t1, checks);
+  } finally {
+    runner.dispose();
+  }
+}
+
+async function restoreOneRedis(cfg: Config, set: LoadedSet, opts: RestoreOptions, inspection: Inspection): Promise<DrillService> {
+  const target = opts.targets.redis!;
+  const sel = opts.selection;
+  const dbs = inspection.redis!.dbs.map((d) => d.db);
+  const t0 = Date.now();
+  opts.progress.info("redis: loading the set's dump.rdb into a throwaway server");
+  const loaded = await startRedis({ tools: cfg.tools, rdb: join(set.dir, REDIS_RDB) });
+  let copied;
+  try {
+    copied = await copyRedisKeys(loaded, target, {
+      dbs,
+      pattern: sel.keyPattern,
+      replace: opts.force,
+      onProgress: (db, n) => opts.progress.info(`redis: db${db}: ${n} keys copied`),
+    });
+  } finally {
+    await loaded.stop();
+  }
+  opts.progress.info(`redis: ${copied.keys} keys copied in ${(copied.ms / 1000).toFixed(1)}s`);
+  const t1 = Date.now();
+  const checks = await checkRedis(set, target, {
+    now: (opts.now ?? (() => new Date()))(),
+    dbs,
+    pattern: sel.keyPattern,
+    skipKeyspace: sel.keyPattern !== undefined || inspection.redis!.dbs.some((d) => d.keys > 0),
+  });
+  return result(t1 - t0, t1, checks);
+}
+
+async function restoreOneMinio(set: LoadedSet, opts: RestoreOptions, inspection: Inspection): Promise<DrillService> {
+  const target = opts.targets.minio!;
+  const sel = { buckets: opts.selection.buckets, prefix: opts.selection.prefix };
+  const restored = await restoreMinio(set, target, sel, (bucket, done, total) => opts.progress.info(`minio: ${bucket}: ${done}/${total} objects`));
+  const t1 = Date.now();
+  const checks = await checkMinio(set, target, sel, { allowExtra: inspection.minio!.buckets.some((b) => b.objects > 0) });
+  return result(restored.restoreMs, t1, checks);
+}
+
+/**
+ * Restore a set into real servers, safely: verify the set (exit 3 before
+ * anything is written), look at the targets, refuse to overwrite anything
+ * without --force (exit 2, one line naming it), print the plan on --dry-run,
+ * otherwise restore and run the drill's checks against the targets. The
+ * summary goes to <output>/restores/<timestamp>.json, never into the set.
+ */
+export async function restoreSet(cfg: Config, id: string, dir: string, opts: RestoreOptions): Promise<RestoreResult> {
+  const now = opts.now ?? (() => new Date());
+  const sel = opts.selection;
+  for (const s of sel.services) {
+    if (!opts.targets[s]) throw new UserError(`no ${s} target: add a ${s} section to --target-config or pass --target-${s === "postgres" ? "pg" : s}-* flags`);
+  }
+  const verified = await verifySet(id, dir, { tools: cfg.tools, progress: opts.progress });
+  if (!verified.ok) {
+    const names = verified.findings.slice(0, 5).map((f) => `${f.path} (${f.verdict})`).join(", ");
+    throw new IntegrityError(`set ${id} failed verification, nothing restored: ${names}`);
+  }
+  const set = await loadSet(id, dir);
+  for (const s of sel.services) if (!set.manifest.services[s]) throw new UserError(`--services: set ${id} has no ${s} backup`);
+  const startedAt = now();
+  const inspection = await inspectTargets(set, opts.targets, sel);
+  const plan = planRestore(inspection, sel, opts.force);
+  const refusals = [...(opts.force ? [] : sourceRefusals(cfg, opts.targets, sel.services)), ...plan.refusals];
+  const refusal = refusals.length > 0 ? `refusing to overwrite: ${refusals.join("; ")} (nothing was changed; --force overwrites, --dry-run shows the plan)` : undefined;
+  if (refusal && !opts.dryRun) throw new UserError(refusal);
+  const base = {
+    schemaVersion: 1 as const,
+    setId: id,
+    manifestSha256: set.manifestSha256,
+    dryRun: opts.dryRun,
+    force: opts.force,
+    targets: {
+      ...(opts.targets.postgres && sel.services.includes("postgres") ? { postgres: `${opts.targets.postgres.host}:${opts.targets.postgres.port}` } : {}),
+      ...(opts.targets.redis && sel.services.includes("redis") ? { redis: `${opts.targets.redis.host}:${opts.targets.redis.port}` } : {}),
+      ...(opts.targets.minio && sel.services.includes("minio") ? { minio: endpointLabel(opts.targets.minio) } : {}),
+    },
+    selection: sel,
+    plan: plan.actions,
+  };
+  if (opts.dryRun) {
+    const summary: RestoreSummary = { ...base, startedAt: startedAt.toISOString(), finishedAt: now().toISOString(), ok: true, services: {}, totals: { checks: 0, passed: 0, failed: 0 } };
+    return { summary, plan, ...(refusal ? { refusal } : {}) };
+  }
+
+  const runs: Record<ServiceName, () => Promise<DrillService>> = {
+    postgres: () => restoreOnePostgres(cfg, set, opts, inspection),
+    redis: () => restoreOneRedis(cfg, set, opts, inspection),
+    minio: () => restoreOneMinio(set, opts, inspection),
+  };
+  const services: Partial<Record<ServiceName, DrillService>> = {};
+  for (const s of sel.services) {
+    opts.progress.info(`restore ${s}: ${plan.actions.filter((a) => a.service === s).map((a) => a.detail).join("; ")}`);
+    services[s] = await runs[s]();
+  }
+  const checks = Object.values(services).flatMap((r) => r!.checks);
+  const summary: RestoreSummary = {
+    ...base,
+    startedAt: startedAt.toISOString(),
+    finishedAt: now().toISOString(),
+    ok: checks.every((c) => c.ok),
+    services,
+    totals: { checks: checks.length, passed: checks.filter((c) => c.ok).length, failed: checks.filter((c) => !c.ok).length },
+  };
+  const path = await writeRestoreSummary(cfg.output, summary);
+  return { summary, path, plan };
+}
+

@@ -1,0 +1,200 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { connectPostgres } from "../../probes/postgres.js";
+import { listObjects, minioClient, minioError, type MinioTarget } from "../../probes/minio.js";
+import { connectRedis, parseInfo, parseKeyspace, type RedisTarget } from "../../probes/redis.js";
+import type { ServiceName } from "../config.js";
+import { bucketsToRestore, selectedEntries } from "./minio.js";
+import { databasesToRestore, restoredName, type PostgresTarget } from "./postgres.js";
+import type { LoadedSet } from "./set.js";
+
+/** What a restore was asked to restore. */
+export type RestoreSelection = {
+  services: ServiceName[];
+  databases?: string[];
+  renames: Record<string, string>;
+  globals: boolean;
+  redisDbs?: number[];
+  keyPattern?: string;
+  buckets?: string[];
+  prefix?: string;
+};
+
+export type RestoreTargets = { postgres?: PostgresTarget; redis?: RedisTarget; minio?: MinioTarget };
+
+/** What the target holds where the restore would write: found by looking, before anything is written. */
+export type TargetInspection = {
+  postgres?: {
+    where: string;
+    databases: { name: string; from: string; exists: boolean; userObjects: number; examples: string[] }[];
+    /** Roles the set's globals would create, and which of them the target has already. */
+    roles: { name: string; exists: boolean }[];
+  };
+  redis?: { where: string; dbs: { db: number; keys: number }[] };
+  minio?: { where: string; buckets: { name: string; exists: boolean; objects: number; collisions: string[] }[] };
+};
+
+export type PlannedAction = {
+  service: ServiceName;
+  /** create: nothing there yet; restore: into something empty; overwrite: replaces what is there (needs --force). */
+  kind: "create" | "restore" | "overwrite";
+  subject: string;
+  detail: string;
+};
+
+export type RestorePlan = { actions: PlannedAction[]; refusals: string[] };
+
+const USER_OBJECTS_SQL = `
+  SELECT name FROM (
+    SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+        AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+    UNION ALL
+    SELECT n.nspname || '.' || p.proname || '()' FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+    UNION ALL
+    SELECT 'schema ' || nspname FROM pg_namespace
+      WHERE nspname NOT IN ('public', 'pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'
+  ) o ORDER BY name`;
+
+/** Role names a pg_dumpall --globals-only file creates. */
+export function rolesInGlobals(sql: string): string[] {
+  return [...sql.matchAll(/^CREATE ROLE ("(?:[^"]|"")+"|[^\s;]+);/gm)].map((m) => m[1]!.replace(/^"|"$/g, "").replace(/""/g, '"'));
+}
+
+async function inspectPostgres(set: LoadedSet, target: PostgresTarget, sel: RestoreSelection): Promise<NonNullable<TargetInspection["postgres"]>> {
+  const admin = await connectPostgres(target, "postgres");
+  try {
+    const existing = new Set((await admin.query<{ datname: string }>("SELECT datname FROM pg_database")).rows.map((r) => r.datname));
+    const databases = [];
+    for (const db of databasesToRestore(set, sel)) {
+      const name = restoredName(db.name, sel);
+      let userObjects = 0;
+      let examples: string[] = [];
+      if (existing.has(name)) {
+        const c = await connectPostgres(target, name);
+        try {
+          const rows = (await c.query<{ name: string }>(USER_OBJECTS_SQL)).rows.map((r) => r.name);
+          userObjects = rows.length;
+          examples = rows.slice(0, 3);
+        } finally {
+          await c.end().catch(() => {});
+        }
+      }
+      databases.push({ name, from: db.name, exists: existing.has(name), userObjects, examples });
+    }
+    const globalsFile = set.manifest.services.postgres?.globals;
+    const wanted = globalsFile ? rolesInGlobals(await readFile(join(set.dir, globalsFile), "utf8")).filter((r) => r !== target.user) : [];
+    const have = new Set((await admin.query<{ rolname: string }>("SELECT rolname FROM pg_roles")).rows.map((r) => r.rolname));
+    return { where: `${target.host}:${target.port}`, databases, roles: wanted.map((name) => ({ name, exists: have.has(name) })) };
+  } finally {
+    await admin.end().catch(() => {});
+  }
+}
+
+async function inspectRedis(set: LoadedSet, target: RedisTarget, sel: RestoreSelection): Promise<NonNullable<TargetInspection["redis"]>> {
+  const c = await connectRedis(target);
+  try {
+    const ks = parseKeyspace(parseInfo(await c.info("keyspace")));
+    const dbs = sel.redisDbs ?? (set.manifest.services.redis?.keyspace ?? []).map((k) => k.db);
+    return { where: `${target.host}:${target.port}`, dbs: dbs.map((db) => ({ db, keys: ks.find((k) => k.db === db)?.keys ?? 0 })) };
+  } finally {
+    c.disconnect();
+  }
+}
+
+async function inspectMinio(set: LoadedSet, target: MinioTarget, sel: RestoreSelection): Promise<NonNullable<TargetInspection["minio"]>> {
+  const client = minioClient(target);
+  const buckets = [];
+  for (const b of bucketsToRestore(set, sel)) {
+    const exists = await client.bucketExists(b.name).catch((err) => {
+      throw minioError(target, `cannot check bucket ${b.name}`, err);
+    });
+    let objects = 0;
+    let collisions: string[] = [];
+    if (exists) {
+      const live = await listObjects(client, b.name);
+      objects = live.length;
+      const liveKeys = new Set(live.map((o) => o.key));
+      collisions = (await selectedEntries(set, b, sel)).filter((e) => liveKeys.has(e.key)).map((e) => e.key);
+    }
+    buckets.push({ name: b.name, exists, objects, collisions });
+  }
+  return { where: target.endpoint, buckets };
+}
+
+/** Look at the target where the restore would write. Read-only. */
+export async function inspectTargets(set: LoadedSet, targets: RestoreTargets, sel: RestoreSelection): Promise<TargetInspection> {
+  return {
+    ...(sel.services.includes("postgres") && targets.postgres ? { postgres: await inspectPostgres(set, targets.postgres, sel) } : {}),
+    ...(sel.services.includes("redis") && targets.redis ? { redis: await inspectRedis(set, targets.redis, sel) } : {}),
+    ...(sel.services.includes("minio") && targets.minio ? { minio: await inspectMinio(set, targets.minio, sel) } : {}),
+  };
+}
+
+function some(names: string[], total: number): string {
+  return names.length === 0 ? "" : ` (${names.join(", ")}${total > names.length ? ", …" : ""})`;
+}
+
+/**
+ * What the restore would do, and what it refuses to overwrite without
+ * --force. Pure: inspection in, plan out.
+ */
+export function planRestore(inspection: TargetInspection, sel: RestoreSelection, force: boolean): RestorePlan {
+  const actions: PlannedAction[] = [];
+  const pg = inspection.postgres;
+  if (pg) {
+    if (sel.globals) {
+      for (const r of pg.roles) {
+        actions.push(
+          r.exists
+            ? { service: "postgres", kind: "overwrite", subject: `role ${r.name}`, detail: `role "${r.name}" exists on ${pg.where}; globals.sql would ALTER it` }
+            : { service: "postgres", kind: "create", subject: `role ${r.name}`, detail: `create role "${r.name}" from globals.sql` },
+        );
+      }
+    }
+    for (const db of pg.databases) {
+      const from = db.from === db.name ? "" : ` from the dump of "${db.from}"`;
+      if (!db.exists) actions.push({ service: "postgres", kind: "create", subject: `database ${db.name}`, detail: `create database "${db.name}"${from} on ${pg.where}` });
+      else if (db.userObjects === 0) actions.push({ service: "postgres", kind: "restore", subject: `database ${db.name}`, detail: `restore into the empty database "${db.name}"${from} on ${pg.where}` });
+      else {
+        actions.push({
+          service: "postgres",
+          kind: "overwrite",
+          subject: `database ${db.name}`,
+          detail: `postgres database "${db.name}" on ${pg.where} has ${db.userObjects} user object(s)${some(db.examples, db.userObjects)}`,
+        });
+      }
+    }
+  }
+  const rd = inspection.redis;
+  if (rd) {
+    for (const d of rd.dbs) {
+      const what = `${sel.keyPattern ? `keys matching ${JSON.stringify(sel.keyPattern)}` : "keys"} into db${d.db} on ${rd.where}`;
+      actions.push(
+        d.keys === 0
+          ? { service: "redis", kind: "restore", subject: `db${d.db}`, detail: `copy ${what}` }
+          : { service: "redis", kind: "overwrite", subject: `db${d.db}`, detail: `redis db${d.db} on ${rd.where} has ${d.keys} key(s)` },
+      );
+    }
+  }
+  const mn = inspection.minio;
+  if (mn) {
+    for (const b of mn.buckets) {
+      const scope = sel.prefix ? ` under ${JSON.stringify(sel.prefix)}` : "";
+      if (!b.exists) actions.push({ service: "minio", kind: "create", subject: `bucket ${b.name}`, detail: `create bucket ${b.name} and put its objects${scope}` });
+      else if (b.collisions.length === 0) actions.push({ service: "minio", kind: "restore", subject: `bucket ${b.name}`, detail: `put objects${scope} into ${b.name} (${b.objects} objects there now, none at the set's keys)` });
+      else {
+        actions.push({
+          service: "minio",
+          kind: "overwrite",
+          subject: `bucket ${b.name}`,
+          detail: `minio bucket ${b.name} has ${b.collisions.length} object(s) at keys the set would write${some(b.collisions.slice(0, 3), b.collisions.length)}`,
+        });
+      }
+    }
+  }
+  const refusals = force ? [] : actions.filter((a) => a.kind === "overwrite").map((a) => a.detail);
+  return { actions, refusals };
+}
+
