@@ -73,7 +73,7 @@ export async function pruneRoot(root: string, policy: RetentionPolicy, now: Date
 export async function pruneCommandRun(cfg: Config, now: Date, opts: { dryRun: boolean; progress: Progress }): Promise<PruneResult> {
   const policy = retentionPolicy(cfg.retention, cfg.source);
   if (opts.dryRun) return pruneRoot(cfg.output, policy, now, opts);
-  const lock = await acquireLock(cfg.output, "prune", now);
+  const lock = await acquireLock(cfg.output, "prune");
   try {
     return await pruneRoot(cfg.output, policy, now, opts);
   } finally {
