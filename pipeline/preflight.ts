@@ -1,5 +1,5 @@
-import { mkdir, rm, statfs, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, rm, stat, statfs, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import type { Redis } from "ioredis";
 import { connectPostgres, probePostgres, quoteIdent } from "../probes/postgres.js";
 import { endpointLabel, listBucketNames, listObjects, minioClient, runCanary } from "../probes/minio.js";
@@ -225,6 +225,21 @@ async function minioChecks(cfg: Config, out: PreflightCheck[], opts: PreflightOp
   return estimate;
 }
 
+/**
+ * mkdir -p reports ENOENT on a read-only filesystem; creating the first
+ * missing directory alone gives the real reason (EROFS, EACCES).
+ */
+async function realMkdirError(root: string): Promise<string> {
+  let dir = root;
+  while (!(await stat(dirname(dir)).then((s) => s.isDirectory(), () => false)) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    await mkdir(dir);
+    return "ENOENT";
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? reason(err);
+  }
+}
+
 async function outputChecks(root: string, estimate: number, opts: PreflightOptions, out: PreflightCheck[]): Promise<number | undefined> {
   try {
     await mkdir(root, { recursive: true });
@@ -233,7 +248,8 @@ async function outputChecks(root: string, estimate: number, opts: PreflightOptio
     await rm(probe);
     out.push(pass("output", "writable", root));
   } catch (err) {
-    out.push(fail("output", "writable", `${root}: ${(err as NodeJS.ErrnoException).code ?? reason(err)}`, "make the output root writable, or choose another with --output"));
+    const code = await realMkdirError(root).catch(() => (err as NodeJS.ErrnoException).code ?? reason(err));
+    out.push(fail("output", "writable", `${root}: ${code}`, "make the output root writable, or choose another with --output"));
     return undefined;
   }
   const s = await statfs(root);
