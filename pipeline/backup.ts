@@ -119,7 +119,7 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
 }
 
 /** The services' file lists, plus any file they did not account for (hashed now), sorted by path. */
-async function completeFileList(setDir: string, reported: FileEntry[]): Promise<FileEntry[]> {
+export async function completeFileList(setDir: string, reported: FileEntry[]): Promise<FileEntry[]> {
   const byPath = new Map(reported.map((f) => [f.path, f]));
   const onDisk = (await listFiles(setDir, setDir)).filter((p) => !SET_META_FILES.has(p));
   const missing = onDisk.filter((p) => !byPath.has(p));

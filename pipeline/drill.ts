@@ -48,12 +48,13 @@ export function refuseSourceTargets(cfg: Config, targets: DrillTargets): void {
   }
 }
 
-function serviceResult(restoreMs: number, checksStarted: number, version: string, checks: DrillCheck[]): DrillService {
+/** One service's drill outcome from its checks (exported for the Dagger runner's glue). */
+export function serviceResult(restoreMs: number, checksStarted: number, version: string, checks: DrillCheck[]): DrillService {
   return { ok: checks.every((c) => c.ok), restoreMs, checksMs: Date.now() - checksStarted, target: { version }, checks };
 }
 
 /** A failure of the restore itself is a failed check (the set does not restore), not a failed run. */
-function restoreFailed(service: ServiceName, err: unknown, restoreMs: number): DrillService {
+export function restoreFailed(service: ServiceName, err: unknown, restoreMs: number): DrillService {
   if (err instanceof BackupDrillError && err.kind !== "operation") throw err;
   const check: DrillCheck = { service, check: "restore", subject: service, ok: false, expected: "restores", actual: "failed", durationMs: restoreMs, detail: (err as Error).message };
   return { ok: false, restoreMs, checksMs: 0, target: { version: "unknown" }, checks: [check] };

@@ -1,6 +1,6 @@
 import { minioClient } from "../probes/minio.js";
 import { backupSet, type BackupResult } from "./backup.js";
-import type { Config, ToolPaths } from "./config.js";
+import type { Config, SanityQuery, ToolPaths } from "./config.js";
 import type { Progress } from "./progress.js";
 import { seedMinio, seedPostgres, seedRedis } from "./seed.js";
 import { startMinio, startPostgres, startRedis, type MinioServer, type PostgresServer, type RedisServer } from "./throwaway/servers.js";
@@ -37,6 +37,16 @@ export async function seedSandbox(s: SandboxServers): Promise<void> {
   ]);
 }
 
+/** What the drill asks of the sandbox dataset (the Dagger sandbox uses the same). */
+export const SANDBOX_SANITY_QUERIES: SanityQuery[] = [
+  { name: "customers exist", database: "app", sql: "SELECT count(*) FROM customers", expect: { min: 1 } },
+  { name: "every order has a customer", database: "app", sql: "SELECT count(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL", expect: { equals: 0 } },
+  { name: "order statuses", database: "app", sql: "SELECT status, count(*)::int FROM orders GROUP BY status ORDER BY status", expect: { rows: [["new", 500], ["paid", 500], ["returned", 500], ["shipped", 500]] } },
+];
+
+/** Redis keys the sandbox always samples. */
+export const SANDBOX_SAMPLE_PATTERNS = ["leaderboard", "user:1*"];
+
 /** A config pointing at the sandbox servers; the secrets are the servers' own, held in memory only. */
 export function sandboxConfig(s: SandboxServers, output: string, tools: ToolPaths): Config {
   return {
@@ -50,11 +60,7 @@ export function sandboxConfig(s: SandboxServers, output: string, tools: ToolPath
       password: s.postgres.password,
       jobs: 2,
       globals: true,
-      sanityQueries: [
-        { name: "customers exist", database: "app", sql: "SELECT count(*) FROM customers", expect: { min: 1 } },
-        { name: "every order has a customer", database: "app", sql: "SELECT count(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL", expect: { equals: 0 } },
-        { name: "order statuses", database: "app", sql: "SELECT status, count(*)::int FROM orders GROUP BY status ORDER BY status", expect: { rows: [["new", 500], ["paid", 500], ["returned", 500], ["shipped", 500]] } },
-      ],
+      sanityQueries: SANDBOX_SANITY_QUERIES,
     },
     redis: {
       host: s.redis.host,
@@ -62,7 +68,7 @@ export function sandboxConfig(s: SandboxServers, output: string, tools: ToolPath
       password: s.redis.password,
       bgsaveTimeoutMs: 60_000,
       sampleSize: 1000,
-      samplePatterns: ["leaderboard", "user:1*"],
+      samplePatterns: SANDBOX_SAMPLE_PATTERNS,
     },
     minio: {
       endpoint: s.minio.endpoint,

@@ -82,6 +82,8 @@ export type VerifyOptions = {
   /** Run pg_restore --list, redis-check-rdb and listing checks (default true). */
   formatChecks?: boolean;
   concurrency?: number;
+  /** Runs the format-check steps (default: a HostRunner with `tools`; the Dagger glue passes one that replays steps run in their images). */
+  runner?: HostRunner;
 };
 
 /**
@@ -174,7 +176,7 @@ async function runFormatChecks(
 ): Promise<void> {
   const steps = planFormatChecks(manifest.services.postgres, manifest.services.redis);
   if (steps.length === 0) return;
-  const runner = new HostRunner({ tools: opts.tools, secrets: {}, progress: opts.progress });
+  const runner = opts.runner ?? new HostRunner({ tools: opts.tools, secrets: {}, progress: opts.progress });
   try {
     for (const step of steps) {
       try {
@@ -186,7 +188,7 @@ async function runFormatChecks(
       }
     }
   } finally {
-    runner.dispose();
+    if (!opts.runner) runner.dispose();
   }
 }
 
