@@ -156,11 +156,12 @@ export async function holdPostgresSnapshots(cfg: Config, progress: Progress): Pr
 
 /**
  * Serve the snapshot facts on http://0.0.0.0:<port>/ and keep the snapshots
- * open until SIGTERM (the Dagger runner stops this service once every
- * pg_dump has finished). The port opens first, so the service is healthy at
- * once; a request waits for the facts (or the error).
+ * open until close() (the internal command closes on SIGTERM, when the
+ * Dagger runner stops this service after every pg_dump). The port opens
+ * first, so the service is healthy at once; a request waits for the facts
+ * (or the error).
  */
-export async function serveSnapshots(cfg: Config, port: number, progress: Progress): Promise<Server> {
+export async function serveSnapshots(cfg: Config, port: number, progress: Progress, host = "0.0.0.0"): Promise<{ server: Server; close(): Promise<void> }> {
   const work = holdPostgresSnapshots(cfg, progress).then(
     (held) => ({ answer: { ok: true, value: held.facts } as GlueAnswer<PostgresSnapshotFacts>, release: held.release }),
     (err: unknown) => ({ answer: glueError(err) as GlueAnswer<PostgresSnapshotFacts>, release: async () => {} }),
@@ -171,13 +172,14 @@ export async function serveSnapshots(cfg: Config, port: number, progress: Progre
       res.end(JSON.stringify(answer));
     });
   });
-  const stop = () => {
-    void work.then(({ release }) => release()).finally(() => server.close(() => process.exit(0)));
+  await new Promise<void>((resolvePromise) => server.listen(port, host, resolvePromise));
+  return {
+    server,
+    close: async () => {
+      await (await work).release();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
   };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
-  await new Promise<void>((resolvePromise) => server.listen(port, "0.0.0.0", resolvePromise));
-  return server;
 }
 
 /** GET a glue service's answer, retrying while it comes up. */

@@ -39,7 +39,7 @@ export class BackupDrill {
    *
    * @param nodeImage Node image for the project's own CLI (probes, manifest, verify, drill checks).
    * @param goImage Go image that builds mc and minio from the pinned modules (go install, cached).
-   * @param mcImage Use this image for mc instead of building it (needs mc, /bin/sh, od, tr, sed).
+   * @param mcImage Use this image for mc instead of building it (needs mc on PATH and /bin/sh).
    * @param minioImage Use this image for the throwaway MinIO server instead of building it (needs minio on PATH).
    */
   constructor(nodeImage: string = NODE_IMAGE, goImage: string = GOLANG_IMAGE, mcImage?: string, minioImage?: string) {

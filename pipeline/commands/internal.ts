@@ -78,9 +78,14 @@ function targets(args: InternalArgs): GlueTargets {
 async function runPhase(args: InternalArgs): Promise<unknown> {
   const progress = args.quiet ? { info() {}, warn() {} } : stderrProgress();
   switch (args.phase) {
-    case "pg-snapshots":
-      await serveSnapshots(configFrom(args), args.port, progress);
-      return new Promise(() => {}); // serves until SIGTERM
+    case "pg-snapshots": {
+      const held = await serveSnapshots(configFrom(args), args.port, progress);
+      // Serves until the Dagger runner stops the service; then the snapshots' transactions end.
+      const stop = () => void held.close().finally(() => process.exit(0));
+      process.once("SIGTERM", stop);
+      process.once("SIGINT", stop);
+      return new Promise(() => {});
+    }
     case "fetch":
       return JSON.parse(await fetchAnswer(required(args.url, "url"))) as GlueAnswer<unknown>;
     case "redis-prepare":

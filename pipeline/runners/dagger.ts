@@ -24,21 +24,27 @@ export const CLI = ["node", "/app/bin/backup-drill.js"];
 export const MC_ENV_SHIM_PATH = "/usr/local/bin/backup-drill-mc-env";
 
 /**
- * mc reads its alias, credentials included, from MC_HOST_<alias> (a URL). On
- * the host, secretBagFromConfig composes that URL in-process; under Dagger
- * the keys exist only as secret variables inside the container, so this shim
- * composes it there (every byte of the keys percent-encoded) and execs the
- * step's argv unchanged. Needs /bin/sh, od, tr and sed in the image.
+ * mc reads its alias, credentials included, from MC_HOST_<alias>
+ * (scheme://ACCESS:SECRET@host:port, taken apart by a regular expression:
+ * the keys are used as written, not percent-decoded). On the host,
+ * secretBagFromConfig composes that value in-process; under Dagger the keys
+ * exist only as secret variables inside the container, so this shim composes
+ * it there and execs the step's argv unchanged. A key mc's format cannot
+ * carry (":" in the access key, "@" in the secret key) fails loudly instead
+ * of being misread. Needs /bin/sh in the image.
  */
 export const MC_ENV_SHIM = `#!/bin/sh
 # backup-drill: MC_HOST_<alias> from an endpoint and two keys in the environment.
 set -eu
-pct() { printf '%s' "$1" | od -An -v -tx1 | tr -d ' \\n' | sed 's/../%&/g'; }
 if [ -n "\${BACKUP_DRILL_MC_ALIAS:-}" ]; then
+  ak="\${BACKUP_DRILL_MC_ACCESS_KEY:-}"
+  sk="\${BACKUP_DRILL_MC_SECRET_KEY:-}"
+  case "$ak" in *:*) echo "backup-drill: the MinIO access key contains ':', which MC_HOST_<alias> cannot carry" >&2; exit 2;; esac
+  case "$sk" in *@*) echo "backup-drill: the MinIO secret key contains '@', which MC_HOST_<alias> cannot carry" >&2; exit 2;; esac
   scheme="\${BACKUP_DRILL_MC_ENDPOINT%%://*}"
   rest="\${BACKUP_DRILL_MC_ENDPOINT#*://}"
-  export "MC_HOST_\${BACKUP_DRILL_MC_ALIAS}=\${scheme}://$(pct "\${BACKUP_DRILL_MC_ACCESS_KEY:-}"):$(pct "\${BACKUP_DRILL_MC_SECRET_KEY:-}")@\${rest}"
-  unset BACKUP_DRILL_MC_ACCESS_KEY BACKUP_DRILL_MC_SECRET_KEY
+  export "MC_HOST_\${BACKUP_DRILL_MC_ALIAS}=\${scheme}://\${ak}:\${sk}@\${rest}"
+  unset BACKUP_DRILL_MC_ACCESS_KEY BACKUP_DRILL_MC_SECRET_KEY ak sk
 fi
 exec "$@"
 `;
@@ -48,7 +54,7 @@ export type ToolboxOptions = {
   nodeImage: string;
   /** Go image that builds mc and minio (and runs them). */
   goImage: string;
-  /** Use this image for mc instead of building it (it must have mc on PATH and /bin/sh, od, tr, sed). */
+  /** Use this image for mc instead of building it (it must have mc on PATH and /bin/sh). */
   mcImage?: string;
   /** Use this image for the MinIO drill/sandbox server instead of building it (minio on PATH). */
   minioImage?: string;
