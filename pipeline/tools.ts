@@ -14,6 +14,7 @@ export type HostTool =
   | "pg_dumpall"
   | "pg_restore"
   | "psql"
+  | "pgbench"
   | "initdb"
   | "postgres"
   | "redis-cli"
@@ -35,13 +36,14 @@ const CONFIG_KEY: Partial<Record<HostTool, keyof ToolPaths>> = {
 };
 
 const POSTGRES_SERVER_TOOLS = new Set<HostTool>(["initdb", "postgres"]);
-const POSTGRES_TOOLS = new Set<HostTool>(["pg_dump", "pg_dumpall", "pg_restore", "psql", "initdb", "postgres"]);
+const POSTGRES_TOOLS = new Set<HostTool>(["pg_dump", "pg_dumpall", "pg_restore", "psql", "pgbench", "initdb", "postgres"]);
 
 const INSTALL_HINT: Record<HostTool, string> = {
   pg_dump: "install the PostgreSQL client (apt install postgresql-client) or set tools.pg_dump",
   pg_dumpall: "install the PostgreSQL client (apt install postgresql-client) or set tools.pg_dumpall",
   pg_restore: "install the PostgreSQL client (apt install postgresql-client) or set tools.pg_restore",
   psql: "install the PostgreSQL client (apt install postgresql-client) or set tools.psql",
+  pgbench: "install postgresql-contrib / the PostgreSQL server package",
   initdb: "install the PostgreSQL server (apt install postgresql) or set tools.postgres_bin",
   postgres: "install the PostgreSQL server (apt install postgresql) or set tools.postgres_bin",
   "redis-cli": "install redis-tools or set tools.redis_cli",

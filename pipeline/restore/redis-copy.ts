@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { connectRedis, type RedisTarget } from "../../probes/redis.js";
 import { OperationError } from "../errors.js";
+import { encodeCommands, RespPipe } from "./resp-pipe.js";
 
 export type KeyCopyOptions = {
   dbs: number[];
@@ -16,65 +17,71 @@ export type KeyCopyResult = { keys: number; skippedExpired: number; ms: number }
 
 type Batch = { keys: Buffer[]; payloads: Buffer[]; ttls: number[] };
 
-/** SCAN one page and DUMP + PTTL its keys, pipelined. */
+/** DUMP and PTTL of every key given, in one round trip (a read-only script on the throwaway source). */
+const DUMP_BATCH_LUA = `
+local out = {}
+for i, k in ipairs(KEYS) do
+  out[2 * i - 1] = redis.call('DUMP', k)
+  out[2 * i] = redis.call('PTTL', k)
+end
+return out`;
+
+/** SCAN one page and DUMP + PTTL its keys in one script call. */
 async function readBatch(src: Redis, cursor: string, count: number, pattern?: string): Promise<{ next: string; batch: Batch; expired: number }> {
   const args = pattern ? ["MATCH", pattern, "COUNT", String(count)] : ["COUNT", String(count)];
   const [next, keys] = (await src.callBuffer("SCAN", cursor, ...args)) as [Buffer, Buffer[]];
   const batch: Batch = { keys: [], payloads: [], ttls: [] };
   let expired = 0;
   if (keys.length > 0) {
-    const pipe = src.pipeline();
-    for (const k of keys) {
-      pipe.callBuffer("DUMP", k);
-      pipe.pttl(k);
-    }
-    const replies = (await pipe.exec()) ?? [];
+    const replies = (await src.callBuffer("EVAL", DUMP_BATCH_LUA, String(keys.length), ...keys)) as (Buffer | number | null)[];
     for (let i = 0; i < keys.length; i++) {
-      const [dumpErr, payload] = replies[2 * i]!;
-      const [, ttl] = replies[2 * i + 1]!;
-      if (dumpErr) throw new OperationError(`DUMP failed: ${dumpErr.message}`);
-      if (payload === null || Number(ttl) === -2) {
+      const payload = replies[2 * i];
+      const ttl = Number(replies[2 * i + 1]);
+      if (!Buffer.isBuffer(payload) || ttl === -2) {
         expired++; // expired between SCAN and DUMP
         continue;
       }
       batch.keys.push(keys[i]!);
-      batch.payloads.push(payload as Buffer);
-      batch.ttls.push(Number(ttl) > 0 ? Number(ttl) : 0);
+      batch.payloads.push(payload);
+      batch.ttls.push(ttl > 0 ? ttl : 0);
     }
   }
   return { next: next.toString(), batch, expired };
 }
 
-/** RESTORE a batch on the target, pipelined; the first failure names its key. */
-async function writeBatch(dst: Redis, b: Batch, replace: boolean, db: number): Promise<void> {
+/** RESTORE a batch on the target in one write; the first failure names its key. */
+async function writeBatch(dst: RespPipe, b: Batch, replace: boolean, db: number): Promise<void> {
   if (b.keys.length === 0) return;
-  const pipe = dst.pipeline();
-  for (let i = 0; i < b.keys.length; i++) {
-    if (replace) pipe.callBuffer("RESTORE", b.keys[i]!, String(b.ttls[i]), b.payloads[i]!, "REPLACE");
-    else pipe.callBuffer("RESTORE", b.keys[i]!, String(b.ttls[i]), b.payloads[i]!);
-  }
-  const replies = (await pipe.exec()) ?? [];
-  const failed = replies.findIndex(([err]) => err);
-  if (failed >= 0) {
-    const err = replies[failed]![0]!;
-    const key = b.keys[failed]!.toString("utf8");
-    throw new OperationError(`redis RESTORE of ${JSON.stringify(key)} into db${db} failed: ${err.message}`);
+  const commands = b.keys.map((k, i) => (replace ? ["RESTORE", k, String(b.ttls[i]), b.payloads[i]!, "REPLACE"] : ["RESTORE", k, String(b.ttls[i]), b.payloads[i]!]));
+  const errors = await dst.send(encodeCommands(commands), commands.length);
+  if (errors.length > 0) {
+    const first = errors[0]!;
+    const key = b.keys[first.index]!.toString("utf8");
+    throw new OperationError(`redis RESTORE of ${JSON.stringify(key)} into db${db} failed (${errors.length} key(s) in all): ${first.message}`);
   }
 }
 
 /**
  * Copy keys from a server holding the set's data (a throwaway Redis loaded
  * from the RDB) to a running target with DUMP / RESTORE, TTLs kept.
- * Reading the next page overlaps writing the previous one.
+ * Reading the next page overlaps writing the previous one; the writes go
+ * out as raw RESP, the way redis-cli --pipe sends them.
  */
 export async function copyRedisKeys(source: RedisTarget, target: RedisTarget, opts: KeyCopyOptions): Promise<KeyCopyResult> {
   const t0 = Date.now();
-  const count = opts.batch ?? 1000;
+  const count = opts.batch ?? 2000;
   let keys = 0;
   let skippedExpired = 0;
   for (const db of opts.dbs) {
     const src = await connectRedis(source, db);
-    const dst = await connectRedis(target, db);
+    let dst: RespPipe;
+    try {
+      dst = await RespPipe.open(target.host, target.port);
+      await dst.hello({ username: target.username, password: target.password?.reveal(), db });
+    } catch (err) {
+      src.disconnect();
+      throw new OperationError(`redis ${target.host}:${target.port}: ${(err as Error).message}`, { cause: err });
+    }
     try {
       let cursor = "0";
       let pending: Promise<void> = Promise.resolve();
@@ -92,7 +99,7 @@ export async function copyRedisKeys(source: RedisTarget, target: RedisTarget, op
       keys += copiedInDb;
     } finally {
       src.disconnect();
-      dst.disconnect();
+      dst.close();
     }
   }
   return { keys, skippedExpired, ms: Date.now() - t0 };
