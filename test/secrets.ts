@@ -23,16 +23,18 @@ export function filesContaining(root: string, needles: string[]): string[] {
  * a command runs: what it spawned, and whether a secret was on a command line.
  */
 export class ArgvSampler {
-  readonly seen = new Map<number, string>();
+  readonly seen = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
 
   start(): this {
+    // Every pid is read on every pass: one caught between fork and exec shows its parent's
+    // command line first and the tool's on a later pass; both are kept.
     const sample = () => {
       for (const name of readdirSync("/proc")) {
-        if (!/^\d+$/.test(name) || this.seen.has(Number(name))) continue;
+        if (!/^\d+$/.test(name)) continue;
         try {
           const cmd = readFileSync(`/proc/${name}/cmdline`).toString().split("\0").join(" ").trim();
-          if (cmd) this.seen.set(Number(name), cmd);
+          if (cmd) this.seen.add(cmd);
         } catch {
           // gone already
         }

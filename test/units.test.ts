@@ -49,7 +49,10 @@ describe("plan", () => {
     expect(step!.argv).toEqual(["mc", "mirror", "--quiet", "--no-color", "src/assets", "minio/assets"]);
     expect(step!.secretEnv).toEqual({ MC_HOST_src: "minio.mcHost" });
     const bag = secretBagFromConfig({ source: "t", output: "/o", tools: {}, minio: src });
-    expect(bag["minio.mcHost"]!.reveal()).toBe("http://ak:sk%2F%2B%3D@m:9000");
+    // mc reads the keys raw (no URL decoding): they go in as they are.
+    expect(bag["minio.mcHost"]!.reveal()).toBe("http://ak:sk/+=@m:9000");
+    const bad = secretBagFromConfig({ source: "t", output: "/o", tools: {}, minio: { ...src, secretKey: new Secret("a@b", "env:S") } });
+    expect(() => bad["minio.mcHost"]!.reveal()).toThrow(/minio\.secretKey contains '@'/);
   });
 
   it("encodes names as single safe path segments", () => {

@@ -4,7 +4,7 @@ import { mkdir, readdir, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Config, ToolPaths } from "../config.js";
-import { OperationError } from "../errors.js";
+import { OperationError, UserError } from "../errors.js";
 import type { Progress } from "../progress.js";
 import { Secret, scrub } from "../secret.js";
 import type { SecretName, Step, ToolName } from "../step.js";
@@ -28,14 +28,25 @@ export function secretBagFromConfig(cfg: Config): SecretBag {
   const bag: SecretBag = {};
   if (cfg.postgres?.password) bag["postgres.password"] = cfg.postgres.password;
   if (cfg.redis?.password) bag["redis.password"] = cfg.redis.password;
-  if (cfg.minio) {
-    const url = new URL(cfg.minio.endpoint);
-    // mc reads the whole alias, credentials included, from MC_HOST_<alias>.
-    url.username = encodeURIComponent(cfg.minio.accessKey.reveal());
-    url.password = encodeURIComponent(cfg.minio.secretKey.reveal());
-    bag["minio.mcHost"] = new Secret(url.toString().replace(/\/$/, ""), "minio.endpoint+keys");
-  }
+  if (cfg.minio) bag["minio.mcHost"] = mcHostSecret(cfg.minio.endpoint, cfg.minio.accessKey, cfg.minio.secretKey);
   return bag;
+}
+
+/**
+ * MC_HOST_<alias> = scheme://ACCESS:SECRET@host:port. mc takes it apart with
+ * a regular expression and uses the keys raw (not URL-decoded), so a key is
+ * written as it is — and one the format cannot carry (":" in the access key,
+ * "@" in the secret key) is refused here rather than failing inside mc.
+ */
+export function mcHostSecret(endpoint: string, accessKey: Secret, secretKey: Secret): Secret {
+  return new Secret(() => {
+    const ak = accessKey.reveal();
+    const sk = secretKey.reveal();
+    if (ak.includes(":")) throw new UserError("minio.accessKey contains ':', which mc cannot take (MC_HOST_<alias>)");
+    if (sk.includes("@")) throw new UserError("minio.secretKey contains '@', which mc cannot take (MC_HOST_<alias>)");
+    const url = new URL(endpoint);
+    return `${url.protocol}//${ak}:${sk}@${url.host}`;
+  }, "minio.endpoint+keys");
 }
 
 const STDERR_TAIL = 8 * 1024;
