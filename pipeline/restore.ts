@@ -174,11 +174,18 @@ export async function restoreSet(cfg: Config, id: string, dir: string, opts: Res
     redis: () => restoreOneRedis(cfg, set, opts, inspection),
     minio: () => restoreOneMinio(set, opts, inspection),
   };
-  const services: Partial<Record<ServiceName, DrillService>> = {};
-  for (const s of sel.services) {
-    opts.progress.info(`restore ${s}: ${plan.actions.filter((a) => a.service === s).map((a) => a.detail).join("; ")}`);
-    services[s] = await runs[s]();
-  }
+  // Services restore side by side, as in the drill; all are waited for before a failure is reported.
+  const settled = await Promise.allSettled(
+    sel.services.map((s) => {
+      opts.progress.info(`restore ${s}: ${plan.actions.filter((a) => a.service === s).map((a) => a.detail).join("; ")}`);
+      return runs[s]();
+    }),
+  );
+  const failed = settled.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+  if (failed) throw failed.reason;
+  const services: Partial<Record<ServiceName, DrillService>> = Object.fromEntries(
+    sel.services.map((s, i) => [s, (settled[i] as PromiseFulfilledResult<DrillService>).value]),
+  );
   const checks = Object.values(services).flatMap((r) => r!.checks);
   const summary: RestoreSummary = {
     ...base,

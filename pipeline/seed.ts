@@ -170,6 +170,13 @@ export async function seedMinio(client: Minio.Client, opts: { largeBytes?: numbe
     "Content-Encoding": "gzip",
   });
   await put("assets", "data/export.bin", Buffer.from("no extension hint"), { "Content-Type": "application/x-custom-export" });
+  await put(
+    "assets",
+    "docs/manual.pdf",
+    Buffer.from("%PDF-pretend"),
+    { "Content-Type": "application/pdf", "Content-Disposition": 'attachment; filename="manual.pdf"', "Content-Language": "de-CH", "X-Amz-Meta-Reviewed": "yes" },
+    { "owner team": "docs/ops@corp: +1", "rev": "a=b+c" },
+  );
   for (const key of AWKWARD_KEYS) await put("assets", key, Buffer.from(`awkward: ${key}`), { "Content-Type": "text/plain; charset=utf-8" });
   await put("assets", "folder/", Buffer.alloc(0), { "Content-Type": "application/x-directory" });
   await put("assets", "folder/inside.txt", Buffer.from("inside a folder"), { "Content-Type": "text/plain" });

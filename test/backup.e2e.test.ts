@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { connectRedis } from "../probes/redis.js";
-import { listObjects, minioClient } from "../probes/minio.js";
+import { describeObjects, listObjects, minioClient, objectAttributes } from "../probes/minio.js";
 import { readListing } from "../pipeline/listing.js";
 import { ManifestSchema, type Manifest } from "../pipeline/manifest.js";
 import { sha256Hex } from "../pipeline/hash.js";
@@ -125,6 +125,26 @@ describe("backup and verify against real PostgreSQL, Redis and MinIO", () => {
       tags: { project: "shop", index: "3" },
     });
     expect(byKey.get("videos/intro.mp4")!.etag).toMatch(/-\d+$/); // uploaded in parts
+  });
+
+  it("describes every object from one listing exactly as HEAD + GetObjectTagging do", async () => {
+    const client = minioClient({ ...servers().minio, region: "us-east-1" });
+    for (const bucket of ["assets", "logs"]) {
+      const described = await describeObjects(client, bucket);
+      expect(described.length).toBeGreaterThan(0);
+      // Last-Modified as an HTTP header has whole seconds; the listing keeps milliseconds.
+      const toSecond = (iso: string) => iso.replace(/\.\d{3}Z$/, ".000Z");
+      for (const d of described) {
+        expect({ ...d.attrs, lastModified: toSecond(d.attrs.lastModified) }, d.key).toEqual(await objectAttributes(client, bucket, d.key));
+      }
+    }
+    const pdf = (await describeObjects(client, "assets")).find((d) => d.key === "docs/manual.pdf")!;
+    expect(pdf.attrs).toMatchObject({
+      contentDisposition: 'attachment; filename="manual.pdf"',
+      contentLanguage: "de-CH",
+      userMetadata: { reviewed: "yes" },
+      tags: { "owner team": "docs/ops@corp: +1", rev: "a=b+c" },
+    });
   });
 
   it("wrote nothing outside the set (keys with .. segments are refused by MinIO; mapping guards the rest)", () => {

@@ -111,7 +111,7 @@ describe("restore into real servers", () => {
   it.each([
     ["postgres", /refusing to overwrite: postgres database "analytics" on 127\.0\.0\.1:\d+ has 3 user object\(s\) \(events\.page_views, events\.page_views_id_seq, schema events\); postgres database "app" on 127\.0\.0\.1:\d+ has \d+ user object\(s\)/],
     ["redis", /refusing to overwrite: redis db0 on 127\.0\.0\.1:\d+ has 494 key\(s\).*redis db1 on 127\.0\.0\.1:\d+ has 161 key\(s\)/],
-    ["minio", /refusing to overwrite: minio bucket assets has 45 object\(s\) at keys the set would write \(.*\).*minio bucket logs has 40 object\(s\)/],
+    ["minio", /refusing to overwrite: minio bucket assets has 46 object\(s\) at keys the set would write \(.*\).*minio bucket logs has 40 object\(s\)/],
   ])("guard: %s refuses a non-empty target (exit 2, one line naming it) and leaves it unchanged; --dry-run too; --force restores", async (service, pattern) => {
     const before = await snapshot(target);
     const refused = await restore(["--target-config", targetFile, "--services", service]);

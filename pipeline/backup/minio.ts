@@ -7,7 +7,7 @@ import {
   fetchObject,
   insideDir,
   listBucketNames,
-  listObjects,
+  describeObjects,
   mapKeysToPaths,
   mapLimit,
   minioClient,
@@ -64,29 +64,22 @@ async function backupBucket(
   const src = ctx.cfg.minio!;
   const layout = bucketLayout(bucket);
   const bucketDir = join(ctx.setDir, layout.dir);
-  const listed = (await listObjects(client, bucket).catch((err) => {
+  // One listing with attributes (MinIO's metadata=true; HEAD + tagging per object elsewhere).
+  const listed = (await describeObjects(client, bucket, STAT_CONCURRENCY).catch((err) => {
     throw minioError(src, `cannot list ${bucket}`, err);
   })).filter((o) => !o.key.startsWith(CANARY_PREFIX));
+  const attributes = listed.map((o) => o.attrs);
   const paths = mapKeysToPaths(listed);
   const unmappable = [...paths.values()].filter((p) => "problem" in p).length;
 
   // mc mirror writes each key at <dir>/<key>: only safe when every key is a safe relative path.
   // Otherwise every object of the bucket is fetched by us, unsafe keys under <bucket>.unmapped/.
   const steps: StepResult[] = [];
-  const [, attributes] = await Promise.all([
-    (async () => {
-      if (unmappable === 0) {
-        for (const step of planMinio(src, { buckets: [bucket] })) steps.push(await ctx.runner.run(step, ctx.setDir));
-      } else {
-        ctx.progress.warn(`minio: ${bucket}: ${unmappable} key(s) cannot be stored as paths; fetching the bucket object by object`);
-      }
-    })(),
-    mapLimit(listed, STAT_CONCURRENCY, (o) =>
-      attributesIfExists(client, bucket, o.key).catch((err) => {
-        throw minioError(src, `cannot read attributes of ${JSON.stringify(o.key)}`, err);
-      }),
-    ),
-  ]);
+  if (unmappable === 0) {
+    for (const step of planMinio(src, { buckets: [bucket] })) steps.push(await ctx.runner.run(step, ctx.setDir));
+  } else {
+    ctx.progress.warn(`minio: ${bucket}: ${unmappable} key(s) cannot be stored as paths; fetching the bucket object by object`);
+  }
 
   const entries: ObjectEntry[] = [];
   await mkdir(bucketDir, { recursive: true });

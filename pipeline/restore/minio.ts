@@ -3,11 +3,10 @@ import { createReadStream } from "node:fs";
 import { join } from "node:path";
 import {
   CANARY_PREFIX,
-  listObjects,
+  describeObjects,
   mapLimit,
   minioClient,
   minioError,
-  objectAttributes,
   runCanary,
   type MinioTarget,
   type ObjectAttributes,
@@ -141,10 +140,11 @@ export async function checkMinio(
   for (const bucket of bucketsToRestore(set, sel)) {
     const entries = await selectedEntries(set, bucket, sel);
     let t = Date.now();
-    const live = (await listObjects(client, bucket.name).catch((err) => {
+    const live = (await describeObjects(client, bucket.name).catch((err) => {
       throw minioError(target, `cannot list ${bucket.name}`, err);
     })).filter((o) => !o.key.startsWith(CANARY_PREFIX) && (!sel.prefix || o.key.startsWith(sel.prefix)));
-    const liveKeys = new Set(live.map((o) => o.key));
+    const liveByKey = new Map(live.map((o) => [o.key, o]));
+    const liveKeys = new Set(liveByKey.keys());
     const wantKeys = new Set(entries.map((e) => e.key));
     const missing = entries.filter((e) => !liveKeys.has(e.key)).map((e) => e.key);
     // A restore into a bucket that already held other objects keeps them: they are not failures there.
@@ -174,7 +174,7 @@ export async function checkMinio(
         size += (chunk as Buffer).length;
       }
       const sha = hash.digest("hex");
-      const attrs = await objectAttributes(client, bucket.name, e.key);
+      const attrs = liveByKey.get(e.key)!.attrs;
       if (size !== e.size || sha !== e.sha256) contentBad.push(`${e.key} (${size !== e.size ? `${size} bytes, backup has ${e.size}` : "sha256 differs"})`);
       else if (!etagAgrees(e, attrs.etag)) contentBad.push(`${e.key} (ETag differs from the source's)`);
       const diffs = attributeDifferences(e, attrs);

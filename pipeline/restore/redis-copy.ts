@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { connectRedis, type RedisTarget } from "../../probes/redis.js";
 import { OperationError } from "../errors.js";
-import { encodeCommands, RespPipe } from "./resp-pipe.js";
+import { RespPipe } from "./resp-pipe.js";
 
 export type KeyCopyOptions = {
   dbs: number[];
@@ -15,48 +15,50 @@ export type KeyCopyOptions = {
 
 export type KeyCopyResult = { keys: number; skippedExpired: number; ms: number };
 
-type Batch = { keys: Buffer[]; payloads: Buffer[]; ttls: number[] };
-
-/** DUMP and PTTL of every key given, in one round trip (a read-only script on the throwaway source). */
-const DUMP_BATCH_LUA = `
-local out = {}
+/**
+ * One script call per SCAN page on the throwaway source: DUMP and PTTL each
+ * key and write its RESTORE command as RESP right there, so the whole page
+ * comes back as one string that goes to the target unchanged — Node never
+ * handles a key's payload on its own. Keys that expired since the SCAN are
+ * left out; their positions are not in the returned index list.
+ */
+const RESTORE_PAGE_LUA = `
+local head = ARGV[1] == '1' and '*5\\r\\n$7\\r\\nRESTORE\\r\\n$' or '*4\\r\\n$7\\r\\nRESTORE\\r\\n$'
+local tail = ARGV[1] == '1' and '\\r\\n$7\\r\\nREPLACE\\r\\n' or '\\r\\n'
+local parts, included, n = {}, {}, 0
 for i, k in ipairs(KEYS) do
-  out[2 * i - 1] = redis.call('DUMP', k)
-  out[2 * i] = redis.call('PTTL', k)
+  local payload = redis.call('DUMP', k)
+  local ttl = redis.call('PTTL', k)
+  if payload and ttl ~= -2 then
+    if ttl < 0 then ttl = 0 end
+    local t = tostring(ttl)
+    -- pieces go into one table and are joined once: no intermediate copies of a payload
+    parts[n + 1] = head; parts[n + 2] = #k; parts[n + 3] = '\\r\\n'; parts[n + 4] = k
+    parts[n + 5] = '\\r\\n$'; parts[n + 6] = #t; parts[n + 7] = '\\r\\n'; parts[n + 8] = t
+    parts[n + 9] = '\\r\\n$'; parts[n + 10] = #payload; parts[n + 11] = '\\r\\n'; parts[n + 12] = payload
+    parts[n + 13] = tail
+    n = n + 13
+    included[#included + 1] = i
+  end
 end
-return out`;
+return {table.concat(parts), included}`;
 
-/** SCAN one page and DUMP + PTTL its keys in one script call. */
-async function readBatch(src: Redis, cursor: string, count: number, pattern?: string): Promise<{ next: string; batch: Batch; expired: number }> {
+type Page = { next: string; keys: Buffer[]; resp: Buffer; included: number[] };
+
+async function readPage(src: Redis, cursor: string, count: number, replace: boolean, pattern?: string): Promise<Page> {
   const args = pattern ? ["MATCH", pattern, "COUNT", String(count)] : ["COUNT", String(count)];
   const [next, keys] = (await src.callBuffer("SCAN", cursor, ...args)) as [Buffer, Buffer[]];
-  const batch: Batch = { keys: [], payloads: [], ttls: [] };
-  let expired = 0;
-  if (keys.length > 0) {
-    const replies = (await src.callBuffer("EVAL", DUMP_BATCH_LUA, String(keys.length), ...keys)) as (Buffer | number | null)[];
-    for (let i = 0; i < keys.length; i++) {
-      const payload = replies[2 * i];
-      const ttl = Number(replies[2 * i + 1]);
-      if (!Buffer.isBuffer(payload) || ttl === -2) {
-        expired++; // expired between SCAN and DUMP
-        continue;
-      }
-      batch.keys.push(keys[i]!);
-      batch.payloads.push(payload);
-      batch.ttls.push(ttl > 0 ? ttl : 0);
-    }
-  }
-  return { next: next.toString(), batch, expired };
+  if (keys.length === 0) return { next: next.toString(), keys, resp: Buffer.alloc(0), included: [] };
+  const [resp, included] = (await src.callBuffer("EVAL", RESTORE_PAGE_LUA, String(keys.length), ...keys, replace ? "1" : "0")) as [Buffer, number[]];
+  return { next: next.toString(), keys, resp, included: included.map(Number) };
 }
 
-/** RESTORE a batch on the target in one write; the first failure names its key. */
-async function writeBatch(dst: RespPipe, b: Batch, replace: boolean, db: number): Promise<void> {
-  if (b.keys.length === 0) return;
-  const commands = b.keys.map((k, i) => (replace ? ["RESTORE", k, String(b.ttls[i]), b.payloads[i]!, "REPLACE"] : ["RESTORE", k, String(b.ttls[i]), b.payloads[i]!]));
-  const errors = await dst.send(encodeCommands(commands), commands.length);
+/** Send a page's RESTORE commands; the first failure names its key. */
+async function writePage(dst: RespPipe, page: Page, db: number): Promise<void> {
+  const errors = await dst.send(page.resp, page.included.length);
   if (errors.length > 0) {
     const first = errors[0]!;
-    const key = b.keys[first.index]!.toString("utf8");
+    const key = page.keys[page.included[first.index]! - 1]!.toString("utf8");
     throw new OperationError(`redis RESTORE of ${JSON.stringify(key)} into db${db} failed (${errors.length} key(s) in all): ${first.message}`);
   }
 }
@@ -69,7 +71,7 @@ async function writeBatch(dst: RespPipe, b: Batch, replace: boolean, db: number)
  */
 export async function copyRedisKeys(source: RedisTarget, target: RedisTarget, opts: KeyCopyOptions): Promise<KeyCopyResult> {
   const t0 = Date.now();
-  const count = opts.batch ?? 2000;
+  const count = opts.batch ?? 5000;
   let keys = 0;
   let skippedExpired = 0;
   for (const db of opts.dbs) {
@@ -87,13 +89,14 @@ export async function copyRedisKeys(source: RedisTarget, target: RedisTarget, op
       let pending: Promise<void> = Promise.resolve();
       let copiedInDb = 0;
       do {
-        const page = await readBatch(src, cursor, count, opts.pattern);
+        const page = await readPage(src, cursor, count, opts.replace, opts.pattern);
         cursor = page.next;
-        skippedExpired += page.expired;
+        skippedExpired += page.keys.length - page.included.length;
         await pending;
-        pending = writeBatch(dst, page.batch, opts.replace, db);
-        copiedInDb += page.batch.keys.length;
-        if (copiedInDb % (count * 50) < page.batch.keys.length) opts.onProgress?.(db, copiedInDb);
+        pending = writePage(dst, page, db);
+        pending.catch(() => {}); // surfaced by the next await; a rejection must not go unhandled meanwhile
+        copiedInDb += page.included.length;
+        if (copiedInDb % (count * 50) < page.included.length) opts.onProgress?.(db, copiedInDb);
       } while (cursor !== "0");
       await pending;
       keys += copiedInDb;
