@@ -99,7 +99,7 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
         totals: { files: files.length, bytes: files.reduce((a, f) => a + f.size, 0) },
       };
       const manifestSha256 = await writeManifest(staged.dir, manifest);
-      await fsyncTree(staged.dir);
+      await fsyncTree(staged.dir, { files: false }); // every file was fsynced as it was hashed
       const latest = await promoteSet(cfg.output, staged, manifestSha256, now());
       opts.progress.info(`backup ${staged.id}: complete, ${files.length} files, ${manifest.totals.bytes} bytes`);
       const result: BackupResult = { id: staged.id, dir: latest.path, manifest, manifestSha256, latest };
@@ -123,6 +123,6 @@ export async function completeFileList(setDir: string, reported: FileEntry[]): P
   const byPath = new Map(reported.map((f) => [f.path, f]));
   const onDisk = (await listFiles(setDir, setDir)).filter((p) => !SET_META_FILES.has(p));
   const missing = onDisk.filter((p) => !byPath.has(p));
-  for (const f of await hashUnder(setDir, missing)) byPath.set(f.path, f);
+  for (const f of await hashUnder(setDir, missing, { durable: true })) byPath.set(f.path, f);
   return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

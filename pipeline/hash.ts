@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
+import { fsyncFile } from "./store/fsync.js";
 
 /** Read size for hashing: large enough to keep the disk busy, small enough to stay out of the heap. */
 export const HASH_CHUNK = 1024 * 1024;
@@ -67,8 +68,18 @@ export function parseSha256sums(text: string): { sha256: string; path: string }[
   return out;
 }
 
-/** Hash every file under the given set-relative paths (files or directories), a few at a time. */
-export async function hashUnder(setDir: string, relPaths: string[], concurrency = 4): Promise<{ path: string; size: number; sha256: string }[]> {
+/**
+ * Hash every file under the given set-relative paths (files or directories),
+ * a few at a time. With `durable`, each file is also fsynced right after it is
+ * hashed, so flushing a service's files overlaps the other services' work
+ * instead of piling up before the set is promoted.
+ */
+export async function hashUnder(
+  setDir: string,
+  relPaths: string[],
+  opts: { concurrency?: number; durable?: boolean } = {},
+): Promise<{ path: string; size: number; sha256: string }[]> {
+  const concurrency = opts.concurrency ?? 4;
   const files: string[] = [];
   for (const rel of relPaths) {
     const abs = join(setDir, rel);
@@ -83,6 +94,7 @@ export async function hashUnder(setDir: string, relPaths: string[], concurrency 
     while (next < unique.length) {
       const i = next++;
       const d = await hashFile(join(setDir, unique[i]!));
+      if (opts.durable) await fsyncFile(join(setDir, unique[i]!));
       out[i] = { path: unique[i]!, ...d };
     }
   };

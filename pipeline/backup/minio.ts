@@ -102,7 +102,7 @@ async function backupBucket(
     kept.push(entryFor({ key, ...attrs }, attrs, rel));
   }
 
-  const hashed = await hashUnder(ctx.setDir, [layout.dir, layout.unmapped]);
+  const hashed = await hashUnder(ctx.setDir, [layout.dir, layout.unmapped], { durable: true });
   const byPath = new Map(hashed.map((f) => [f.path, f]));
   for (const e of kept) {
     if (e.path === null) continue;
@@ -113,7 +113,7 @@ async function backupBucket(
   }
   kept.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   await writeFile(join(ctx.setDir, layout.listing), listingText(kept));
-  const [listingFile] = await hashUnder(ctx.setDir, [layout.listing]);
+  const [listingFile] = await hashUnder(ctx.setDir, [layout.listing], { durable: true });
 
   let canary: BucketFacts["canary"];
   if (src.canary) {

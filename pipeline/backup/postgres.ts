@@ -71,6 +71,6 @@ export async function backupPostgres(ctx: ServiceBackupContext): Promise<Service
       await snap.close();
     }
   }
-  const files = await hashUnder(ctx.setDir, ["postgres"]);
+  const files = await hashUnder(ctx.setDir, ["postgres"], { durable: true });
   return { facts, steps, files };
 }

@@ -39,7 +39,7 @@ export async function backupRedis(ctx: ServiceBackupContext): Promise<ServiceBac
   for (const step of planRedis(src, { version: prepared.version }, { host: src.host, port: src.port })) {
     steps.push(await ctx.runner.run(step, ctx.setDir));
   }
-  const files = await hashUnder(ctx.setDir, ["redis"]);
+  const files = await hashUnder(ctx.setDir, ["redis"], { durable: true });
   const facts: RedisFacts = { ...prepared, rdb: REDIS_RDB, rdbCheck: "ok" };
   return { facts, steps, files };
 }

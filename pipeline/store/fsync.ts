@@ -39,10 +39,14 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   await fsyncDir(dirname(path));
 }
 
-/** fsync every file and directory under `root` (after a tool wrote them, before the promote rename). */
-export async function fsyncTree(root: string, concurrency = 16): Promise<void> {
+/**
+ * fsync every file and directory under `root` (after a tool wrote them,
+ * before the promote rename); `files: false` when the files are durable already.
+ */
+export async function fsyncTree(root: string, opts: { files?: boolean; concurrency?: number } = {}): Promise<void> {
+  const concurrency = opts.concurrency ?? 16;
   const entries = await readdir(root, { withFileTypes: true, recursive: true });
-  const paths = entries.filter((e) => e.isFile() || e.isDirectory()).map((e) => join(e.parentPath, e.name));
+  const paths = entries.filter((e) => e.isDirectory() || ((opts.files ?? true) && e.isFile())).map((e) => join(e.parentPath, e.name));
   paths.push(root);
   let next = 0;
   const worker = async () => {
