@@ -304,7 +304,25 @@ async function main(): Promise<void> {
         await stopSandboxServers(u);
       }
     }
-    results.restore = { rawMs: restoreRaw, rawParts: restoreRawParts, oursMs: restoreOurs, ratio: restoreOurs / restoreRaw, redisKeysPerSecond: keysPerSecond, targets: { ratio: 1.2, redisKeysPerSecond: 100_000 } };
+    // The key copy alone (the other services restore side by side in a full restore and share the 2 cores).
+    let keysPerSecondAlone = 0;
+    for (let round = 1; round <= ROUNDS; round++) {
+      const redis = await startRedis({ tools: {} });
+      try {
+        const ours = await cli(
+          ["restore", "--config", join(work, "config.json"), "--set", setId, "--services", "redis", "--target-redis-host", redis.host, "--target-redis-port", String(redis.port), "--target-redis-password", "env:TGT_REDIS", "--json"],
+          { ...env, TGT_REDIS: redis.password.reveal() },
+        );
+        if (ours.code !== 0) throw new Error(`redis restore failed (${ours.code}): ${ours.stderr.slice(-2000)}`);
+        const m = /redis: (\d+) keys copied in ([\d.]+)s/.exec(ours.stderr);
+        const kps = m ? Number(m[1]) / Number(m[2]) : 0;
+        say(`restore round ${round}: redis alone, key copy ${Math.round(kps)} keys/s`);
+        keysPerSecondAlone = Math.max(keysPerSecondAlone, kps);
+      } finally {
+        await redis.stop();
+      }
+    }
+    results.restore = { rawMs: restoreRaw, rawParts: restoreRawParts, oursMs: restoreOurs, ratio: restoreOurs / restoreRaw, redisKeysPerSecond: keysPerSecond, redisKeysPerSecondAlone: keysPerSecondAlone, targets: { ratio: 1.2, redisKeysPerSecond: 100_000 } };
   } finally {
     await stopSandboxServers(source);
     rmSync(work, { recursive: true, force: true });
@@ -312,12 +330,12 @@ async function main(): Promise<void> {
   writeFileSync(join(OUT, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
   const b = results.backup as { rawMs: number; oursMs: number; ratio: number; peakRssBytes: number };
   const d = results.drill as { rawMs: number; oursMs: number; ratio: number; rtoMs: Record<string, number> };
-  const r = results.restore as { rawMs: number; oursMs: number; ratio: number; redisKeysPerSecond: number };
+  const r = results.restore as { rawMs: number; oursMs: number; ratio: number; redisKeysPerSecond: number; redisKeysPerSecondAlone: number };
   process.stdout.write(
     [
       `backup:        ours ${fmt(b.oursMs)} vs raw tools ${fmt(b.rawMs)} = ${b.ratio.toFixed(2)}x (target <= 1.10x); peak RSS ${humanBytes(b.peakRssBytes)} (target <= 256 MiB)`,
       `restore-drill: ours ${fmt(d.oursMs)} vs raw restore ${fmt(d.rawMs)} = ${d.ratio.toFixed(2)}x (target <= 1.15x); RTO postgres ${fmt(d.rtoMs.postgres!)}, redis ${fmt(d.rtoMs.redis!)}, minio ${fmt(d.rtoMs.minio!)}`,
-      `restore:       ours ${fmt(r.oursMs)} vs raw ${fmt(r.rawMs)} = ${r.ratio.toFixed(2)}x (target <= 1.20x); Redis key copy ${Math.round(r.redisKeysPerSecond)} keys/s (target >= 100000)`,
+      `restore:       ours ${fmt(r.oursMs)} vs raw ${fmt(r.rawMs)} = ${r.ratio.toFixed(2)}x (target <= 1.20x); Redis key copy ${Math.round(r.redisKeysPerSecondAlone)} keys/s alone, ${Math.round(r.redisKeysPerSecond)} keys/s beside the other restores (target >= 100000)`,
       `details: ${join(OUT, "results.json")}`,
     ].join("\n") + "\n",
   );

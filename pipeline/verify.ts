@@ -79,7 +79,7 @@ export function countVerdicts(findings: Finding[]): Record<Verdict, number> {
 export type VerifyOptions = {
   tools: ToolPaths;
   progress: Progress;
-  /** Run pg_restore --list, redis-check-rdb and listing checks (default true). */
+  /** Run the tools' format checks: pg_restore --list, redis-check-rdb (default true). Bucket listings are always checked. */
   formatChecks?: boolean;
   concurrency?: number;
   /** Runs the format-check steps (default: a HostRunner with `tools`; the Dagger glue passes one that replays steps run in their images). */
@@ -133,10 +133,8 @@ export async function verifySet(id: string, setDir: string, opts: VerifyOptions)
   await checkDrillSummary(setDir, findings);
 
   const formatChecks: { id: string; ok: boolean }[] = [];
-  if (opts.formatChecks ?? true) {
-    await runFormatChecks(setDir, manifest, opts, findings, formatChecks);
-    await checkListings(setDir, manifest, findings);
-  }
+  if (opts.formatChecks ?? true) await runFormatChecks(setDir, manifest, opts, findings, formatChecks);
+  await checkListings(setDir, manifest, findings);
   findings.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return report(manifest, formatChecks);
 }

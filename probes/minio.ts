@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -253,6 +253,39 @@ export async function fetchObject(client: Minio.Client, bucket: string, key: str
     await rm(tmp, { force: true });
     throw err;
   }
+}
+
+/** S3's limit for a single PUT. */
+const SINGLE_PUT_MAX = 5 * 1024 ** 3;
+
+/**
+ * Put an object whose sha256 is already known (from a verified listing):
+ * one streamed PUT signed with that sha256, so the client hashes nothing
+ * and the server checks the body against it (over plain HTTP; over HTTPS the
+ * payload is sent unsigned, as minio-js does). Bodies over 5 GiB go through
+ * minio-js's multipart upload instead.
+ */
+export async function putKnownObject(
+  client: Minio.Client,
+  bucket: string,
+  key: string,
+  body: { path: string; size: number; sha256: string } | undefined,
+  headers: Record<string, string>,
+): Promise<void> {
+  if (body && body.size > SINGLE_PUT_MAX) {
+    await client.putObject(bucket, key, createReadStream(body.path), body.size, headers);
+    return;
+  }
+  const https = (client as unknown as { protocol?: string }).protocol === "https:";
+  const res = await client.makeRequestStreamAsync(
+    { method: "PUT", bucketName: bucket, objectName: key, headers: { ...headers, "Content-Length": String(body?.size ?? 0) } },
+    body ? createReadStream(body.path, { highWaterMark: 1024 * 1024 }) : Buffer.alloc(0),
+    https ? "" : (body?.sha256 ?? sha256Hex("")),
+    [200],
+    "",
+  );
+  res.resume();
+  await new Promise<void>((resolve, reject) => res.on("end", resolve).on("error", reject));
 }
 
 // ---------------------------------------------------------------------------

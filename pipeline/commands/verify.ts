@@ -15,7 +15,7 @@ export const verifyCommand = defineCommand<VerifyArgs>({
       .option("formats", {
         type: "boolean",
         default: true,
-        describe: "Also run pg_restore --list, redis-check-rdb and bucket listing checks (--no-formats skips them)",
+        describe: "Also run pg_restore --list and redis-check-rdb (--no-formats skips them; checksums and bucket listings are always checked)",
       })
       .epilog(EXIT_CODES_EPILOG),
   handler: (args: VerifyArgs) =>

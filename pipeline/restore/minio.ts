@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { join } from "node:path";
 import {
   CANARY_PREFIX,
   describeObjects,
   mapLimit,
   minioClient,
+  putKnownObject,
   minioError,
   runCanary,
   type MinioTarget,
@@ -79,9 +79,8 @@ export async function restoreMinio(
     const entries = await selectedEntries(set, bucket, sel);
     let done = 0;
     await mapLimit(entries, CONCURRENCY, async (e) => {
-      const body = e.path === null ? Buffer.alloc(0) : createReadStream(join(set.dir, e.path));
       try {
-        await client.putObject(bucket.name, e.key, body, e.size, putHeaders(e));
+        await putKnownObject(client, bucket.name, e.key, e.path === null ? undefined : { path: join(set.dir, e.path), size: e.size, sha256: e.sha256 }, putHeaders(e));
         if (Object.keys(e.tags).length > 0) await client.setObjectTagging(bucket.name, e.key, e.tags);
       } catch (err) {
         throw minioError(target, `cannot put ${bucket.name}/${JSON.stringify(e.key)}`, err);
