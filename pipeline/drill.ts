@@ -1,9 +1,10 @@
 import { join } from "node:path";
 import type { MinioTarget } from "../probes/minio.js";
 import type { RedisTarget } from "../probes/redis.js";
-import { endpointOfUrl, sameEndpoint, type Config, type ServiceName } from "./config.js";
+import type { Config, ServiceName } from "./config.js";
+import { targetsThatAreSources } from "./restore/guards.js";
 import { writeDrillSummary, type DrillCheck, type DrillService, type DrillSummary } from "./drill-summary.js";
-import { BackupDrillError, IntegrityError, OperationError, UserError } from "./errors.js";
+import { BackupDrillError, OperationError, UserError } from "./errors.js";
 import type { Progress } from "./progress.js";
 import { REDIS_RDB } from "./plan.js";
 import { checkMinio, restoreMinio } from "./restore/minio.js";
@@ -13,7 +14,7 @@ import { loadSet, type LoadedSet } from "./restore/set.js";
 import { HostRunner } from "./runners/host.js";
 import { Secret } from "./secret.js";
 import { startMinio, startPostgres, startRedis } from "./throwaway/servers.js";
-import { verifySet } from "./verify.js";
+import { requireVerified } from "./verify.js";
 import { TOOL_VERSION } from "./version.js";
 
 /** Servers to drill into instead of throwaway ones (the Dagger runner passes its services). */
@@ -36,16 +37,8 @@ export type DrillOptions = {
  * drops and recreates what it restores.
  */
 export function refuseSourceTargets(cfg: Config, targets: DrillTargets): void {
-  const pairs: [ServiceName, { host: string; port: number } | undefined, { host: string; port: number } | undefined][] = [
-    ["postgres", targets.postgres, cfg.postgres],
-    ["redis", targets.redis, cfg.redis],
-    ["minio", targets.minio && endpointOfUrl(targets.minio.endpoint), cfg.minio && endpointOfUrl(cfg.minio.endpoint)],
-  ];
-  for (const [service, target, source] of pairs) {
-    if (target && source && sameEndpoint(target, source)) {
-      throw new UserError(`drill target ${service} ${target.host}:${target.port} is a configured backup source; a drill only restores into throwaway servers`);
-    }
-  }
+  const [first] = targetsThatAreSources(cfg, targets);
+  if (first) throw new UserError(`drill target ${first} is a configured backup source; a drill only restores into throwaway servers`);
 }
 
 /** One service's drill outcome from its checks (exported for the Dagger runner's glue). */
@@ -136,11 +129,7 @@ export async function drillSet(cfg: Config, id: string, dir: string, opts: Drill
   const now = opts.now ?? (() => new Date());
   if (opts.targets) refuseSourceTargets(cfg, opts.targets);
   // Checksums (and listings) only: restoring each dump is the stronger format check, and it follows.
-  const verified = await verifySet(id, dir, { tools: cfg.tools, progress: opts.progress, formatChecks: false });
-  if (!verified.ok) {
-    const names = verified.findings.slice(0, 5).map((f) => `${f.path} (${f.verdict})`).join(", ");
-    throw new IntegrityError(`set ${id} failed verification, nothing restored: ${names}${verified.findings.length > 5 ? ` and ${verified.findings.length - 5} more` : ""}`);
-  }
+  await requireVerified(id, dir, { tools: cfg.tools, progress: opts.progress, formatChecks: false });
   const set = await loadSet(id, dir);
   const services = (["postgres", "redis", "minio"] as const).filter((s) => set.manifest.services[s] !== undefined);
   if (services.length === 0) throw new UserError(`set ${id} holds no service backup`);

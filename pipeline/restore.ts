@@ -1,11 +1,12 @@
 import { join } from "node:path";
 import { endpointLabel } from "../probes/minio.js";
-import { endpointOfUrl, sameEndpoint, type Config, type ServiceName } from "./config.js";
+import type { Config, ServiceName } from "./config.js";
 import type { DrillService } from "./drill-summary.js";
-import { IntegrityError, UserError } from "./errors.js";
+import { UserError } from "./errors.js";
 import { REDIS_RDB } from "./plan.js";
 import type { Progress } from "./progress.js";
-import { inspectTargets, planRestore, type RestorePlan, type RestoreSelection, type RestoreTargets } from "./restore/guards.js";
+import { serviceResult } from "./drill.js";
+import { inspectTargets, planRestore, targetsThatAreSources, type RestorePlan, type RestoreSelection, type RestoreTargets } from "./restore/guards.js";
 import { checkMinio, restoreMinio } from "./restore/minio.js";
 import { checkPostgres, restorePostgres } from "./restore/postgres.js";
 import { copyRedisKeys } from "./restore/redis-copy.js";
@@ -14,7 +15,7 @@ import { loadSet, type LoadedSet } from "./restore/set.js";
 import { writeRestoreSummary, type RestoreSummary } from "./restore-summary.js";
 import { HostRunner } from "./runners/host.js";
 import { startRedis } from "./throwaway/servers.js";
-import { verifySet } from "./verify.js";
+import { requireVerified } from "./verify.js";
 
 export type RestoreOptions = {
   progress: Progress;
@@ -34,22 +35,6 @@ export type RestoreResult = {
   /** On --dry-run: the refusal a real run would stop with. */
   refusal?: string;
 };
-
-/** A target that is a configured backup source, as a refusal line (restore allows it with --force). */
-function sourceRefusals(cfg: Config, targets: RestoreTargets, services: ServiceName[]): string[] {
-  const out: string[] = [];
-  const same = (s: ServiceName, t?: { host: string; port: number }, src?: { host: string; port: number }) => {
-    if (services.includes(s) && t && src && sameEndpoint(t, src)) out.push(`target ${s} ${t.host}:${t.port} is a configured backup source`);
-  };
-  same("postgres", targets.postgres, cfg.postgres);
-  same("redis", targets.redis, cfg.redis);
-  same("minio", targets.minio && endpointOfUrl(targets.minio.endpoint), cfg.minio && endpointOfUrl(cfg.minio.endpoint));
-  return out;
-}
-
-function result(restoreMs: number, checksStarted: number, checks: DrillService["checks"]): DrillService {
-  return { ok: checks.every((c) => c.ok), restoreMs, checksMs: Date.now() - checksStarted, target: { version: "external" }, checks };
-}
 
 type Inspection = Awaited<ReturnType<typeof inspectTargets>>;
 
@@ -80,7 +65,7 @@ async function restoreOnePostgres(cfg: Config, set: LoadedSet, opts: RestoreOpti
       ownershipRestored: restored.ownershipRestored,
       allowExtraTables: pg.databases.some((d) => d.userObjects > 0),
     });
-    return result(restored.restoreMs, t1, checks);
+    return serviceResult(restored.restoreMs, t1, "external", checks);
   } finally {
     runner.dispose();
   }
@@ -112,7 +97,7 @@ async function restoreOneRedis(cfg: Config, set: LoadedSet, opts: RestoreOptions
     pattern: sel.keyPattern,
     skipKeyspace: sel.keyPattern !== undefined || inspection.redis!.dbs.some((d) => d.keys > 0),
   });
-  return result(t1 - t0, t1, checks);
+  return serviceResult(t1 - t0, t1, "external", checks);
 }
 
 async function restoreOneMinio(set: LoadedSet, opts: RestoreOptions, inspection: Inspection): Promise<DrillService> {
@@ -121,7 +106,7 @@ async function restoreOneMinio(set: LoadedSet, opts: RestoreOptions, inspection:
   const restored = await restoreMinio(set, target, sel, (bucket, done, total) => opts.progress.info(`minio: ${bucket}: ${done}/${total} objects`));
   const t1 = Date.now();
   const checks = await checkMinio(set, target, sel, { allowExtra: inspection.minio!.buckets.some((b) => b.objects > 0) });
-  return result(restored.restoreMs, t1, checks);
+  return serviceResult(restored.restoreMs, t1, "external", checks);
 }
 
 /**
@@ -138,17 +123,14 @@ export async function restoreSet(cfg: Config, id: string, dir: string, opts: Res
     if (!opts.targets[s]) throw new UserError(`no ${s} target: add a ${s} section to --target-config or pass --target-${s === "postgres" ? "pg" : s}-* flags`);
   }
   // Checksums (and listings) only: restoring each dump is the stronger format check, and it follows.
-  const verified = await verifySet(id, dir, { tools: cfg.tools, progress: opts.progress, formatChecks: false });
-  if (!verified.ok) {
-    const names = verified.findings.slice(0, 5).map((f) => `${f.path} (${f.verdict})`).join(", ");
-    throw new IntegrityError(`set ${id} failed verification, nothing restored: ${names}`);
-  }
+  await requireVerified(id, dir, { tools: cfg.tools, progress: opts.progress, formatChecks: false });
   const set = await loadSet(id, dir);
   for (const s of sel.services) if (!set.manifest.services[s]) throw new UserError(`--services: set ${id} has no ${s} backup`);
   const startedAt = now();
   const inspection = await inspectTargets(set, opts.targets, sel);
   const plan = planRestore(inspection, sel, opts.force);
-  const refusals = [...(opts.force ? [] : sourceRefusals(cfg, opts.targets, sel.services)), ...plan.refusals];
+  const sources = opts.force ? [] : targetsThatAreSources(cfg, opts.targets, sel.services).map((t) => `target ${t} is a configured backup source`);
+  const refusals = [...sources, ...plan.refusals];
   const refusal = refusals.length > 0 ? `refusing to overwrite: ${refusals.join("; ")} (nothing was changed; --force overwrites, --dry-run shows the plan)` : undefined;
   if (refusal && !opts.dryRun) throw new UserError(refusal);
   const base = {

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ToolPaths } from "./config.js";
+import { IntegrityError } from "./errors.js";
 import { DRILL_SUMMARY_FILE, DRILL_SUMMARY_SHA_FILE, readDrillSummary } from "./drill-summary.js";
 import { hashFile, listFiles, parseSha256sums } from "./hash.js";
 import { readListing } from "./listing.js";
@@ -215,4 +216,16 @@ async function checkListings(setDir: string, manifest: Manifest, findings: Findi
       }
     }
   }
+}
+
+/**
+ * Verify a set before restoring from it: any finding is an IntegrityError
+ * (exit 3) naming the first few, and nothing is restored.
+ */
+export async function requireVerified(id: string, setDir: string, opts: VerifyOptions): Promise<void> {
+  const verified = await verifySet(id, setDir, opts);
+  if (verified.ok) return;
+  const names = verified.findings.slice(0, 5).map((f) => `${f.path} (${f.verdict})`).join(", ");
+  const more = verified.findings.length > 5 ? ` and ${verified.findings.length - 5} more` : "";
+  throw new IntegrityError(`set ${id} failed verification, nothing restored: ${names}${more}`);
 }

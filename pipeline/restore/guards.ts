@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { connectPostgres } from "../../probes/postgres.js";
 import { listObjects, minioClient, minioError, type MinioTarget } from "../../probes/minio.js";
 import { connectRedis, parseInfo, parseKeyspace, type RedisTarget } from "../../probes/redis.js";
-import type { ServiceName } from "../config.js";
+import { endpointOfUrl, sameEndpoint, type Config, type ServiceName } from "../config.js";
 import { bucketsToRestore, selectedEntries } from "./minio.js";
 import { databasesToRestore, restoredName, type PostgresTarget } from "./postgres.js";
 import type { LoadedSet } from "./set.js";
@@ -130,6 +130,22 @@ export async function inspectTargets(set: LoadedSet, targets: RestoreTargets, se
     ...(sel.services.includes("redis") && targets.redis ? { redis: await inspectRedis(set, targets.redis, sel) } : {}),
     ...(sel.services.includes("minio") && targets.minio ? { minio: await inspectMinio(set, targets.minio, sel) } : {}),
   };
+}
+
+/**
+ * Targets that are configured backup sources (same host:port; localhost and
+ * 127.0.0.1 alike), as "postgres 127.0.0.1:5432". The drill refuses them
+ * outright; a restore refuses them unless --force.
+ */
+export function targetsThatAreSources(cfg: Config, targets: RestoreTargets, services: ServiceName[] = ["postgres", "redis", "minio"]): string[] {
+  const pairs: [ServiceName, { host: string; port: number } | undefined, { host: string; port: number } | undefined][] = [
+    ["postgres", targets.postgres, cfg.postgres],
+    ["redis", targets.redis, cfg.redis],
+    ["minio", targets.minio && endpointOfUrl(targets.minio.endpoint), cfg.minio && endpointOfUrl(cfg.minio.endpoint)],
+  ];
+  return pairs
+    .filter(([service, target, source]) => services.includes(service) && target && source && sameEndpoint(target, source))
+    .map(([service, target]) => `${service} ${target!.host}:${target!.port}`);
 }
 
 function some(names: string[], total: number): string {
