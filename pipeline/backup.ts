@@ -1,4 +1,3 @@
-import { hostname } from "node:os";
 import { backupMinio } from "./backup/minio.js";
 import { backupPostgres } from "./backup/postgres.js";
 import { backupRedis } from "./backup/redis.js";
@@ -6,7 +5,7 @@ import type { ServiceBackupContext, ServiceBackupResult } from "./backup/context
 import { configuredServices, type Config, type ServiceName } from "./config.js";
 import { OperationError, UserError } from "./errors.js";
 import { hashUnder, listFiles } from "./hash.js";
-import { SET_META_FILES, writeManifest, type FileEntry, type Manifest } from "./manifest.js";
+import { buildManifest, SET_META_FILES, writeManifest, type FileEntry, type Manifest } from "./manifest.js";
 import { failureLines, preflight } from "./preflight.js";
 import type { Progress } from "./progress.js";
 import { pruneAfterBackup, type AfterBackupPrune } from "./prune.js";
@@ -14,7 +13,6 @@ import { HostRunner, secretBagFromConfig, type StepResult } from "./runners/host
 import { fsyncTree } from "./store/fsync.js";
 import { acquireLock } from "./store/lock.js";
 import { discardStaged, promoteSet, stageSet, type Latest } from "./store/sets.js";
-import { TOOL_VERSION } from "./version.js";
 
 export type BackupOptions = {
   progress: Progress;
@@ -85,19 +83,15 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
 
       const files = await completeFileList(staged.dir, results.flatMap((r) => r.files));
       const steps: StepResult[] = results.flatMap((r) => r.steps);
-      const manifest: Manifest = {
-        schemaVersion: 1,
+      const manifest = buildManifest({
         id: staged.id,
-        tool: { name: "backup-drill", version: TOOL_VERSION },
         runner: "host",
-        host: hostname(),
         startedAt: startedAt.toISOString(),
         finishedAt: now().toISOString(),
         services: Object.fromEntries(services.map((s, i) => [s, results[i]!.facts])),
-        steps: steps.map((s) => ({ id: s.id, service: s.service, argv: s.argv, exitCode: s.exitCode, durationMs: s.durationMs })),
+        steps,
         files,
-        totals: { files: files.length, bytes: files.reduce((a, f) => a + f.size, 0) },
-      };
+      });
       const manifestSha256 = await writeManifest(staged.dir, manifest);
       await fsyncTree(staged.dir, { files: false }); // every file was fsynced as it was hashed
       const latest = await promoteSet(cfg.output, staged, manifestSha256, now());

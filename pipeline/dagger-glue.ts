@@ -1,5 +1,4 @@
 import { createServer, type Server } from "node:http";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { countTables, databaseSize, holdSnapshot, probePostgres, type HeldSnapshot, type TableCount } from "../probes/postgres.js";
 import { CANARY_PREFIX, endpointLabel, listBucketNames, listObjects, mapKeysToPaths, minioClient, minioError } from "../probes/minio.js";
@@ -9,9 +8,9 @@ import { prepareRedis, type PreparedRedis } from "./backup/redis.js";
 import type { ServiceBackupResult } from "./backup/context.js";
 import type { Config, SanityQuery, ServiceName } from "./config.js";
 import { restoreFailed, serviceResult } from "./drill.js";
-import { writeDrillSummary, type DrillService, type DrillSummary } from "./drill-summary.js";
+import { buildDrillSummary, writeDrillSummary, type DrillService, type DrillSummary } from "./drill-summary.js";
 import { BackupDrillError, OperationError, UserError } from "./errors.js";
-import { writeManifest, type Manifest, type MinioFacts } from "./manifest.js";
+import { buildManifest, writeManifest, type Manifest, type MinioFacts } from "./manifest.js";
 import type { Progress } from "./progress.js";
 import { checkMinio, restoreMinio } from "./restore/minio.js";
 import { checkPostgres, restorePostgres, type PostgresTarget } from "./restore/postgres.js";
@@ -25,7 +24,6 @@ import type { Step, ToolName } from "./step.js";
 import { fsyncTree } from "./store/fsync.js";
 import { PARTIAL_PREFIX } from "./store/ids.js";
 import { promoteSet, resolveSet } from "./store/sets.js";
-import { TOOL_VERSION } from "./version.js";
 import { verifySet, type VerifyReport } from "./verify.js";
 
 /**
@@ -270,19 +268,15 @@ export type SealOutput = { id: string; manifestSha256: string; files: number; by
 export async function sealSet(root: string, input: SealInput, now: Date): Promise<SealOutput> {
   const dir = join(root, `${PARTIAL_PREFIX}${input.id}`);
   const files = await completeFileList(dir, []);
-  const manifest: Manifest = {
-    schemaVersion: 1,
+  const manifest = buildManifest({
     id: input.id,
-    tool: { name: "backup-drill", version: TOOL_VERSION },
     runner: "dagger",
-    host: hostname(),
     startedAt: input.startedAt,
     finishedAt: input.finishedAt,
     services: input.services,
-    steps: input.steps.map((s) => ({ id: s.id, service: s.service, argv: s.argv, exitCode: s.exitCode, durationMs: s.durationMs })),
+    steps: input.steps,
     files,
-    totals: { files: files.length, bytes: files.reduce((a, f) => a + f.size, 0) },
-  };
+  });
   const manifestSha256 = await writeManifest(dir, manifest);
   await fsyncTree(dir);
   await promoteSet(root, { id: input.id, dir }, manifestSha256, now);
@@ -394,24 +388,14 @@ export async function drillFinish(root: string, id: string, targets: GlueTargets
   const failed = settled.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
   if (failed) throw failed.reason;
   const results = settled.map((r) => (r as PromiseFulfilledResult<DrillService>).value);
-  const all = results.flatMap((r) => r.checks);
-  const summary: DrillSummary = {
-    schemaVersion: 1,
+  const summary = buildDrillSummary({
     setId: id,
     manifestSha256: set.manifestSha256,
-    tool: { name: "backup-drill", version: TOOL_VERSION },
     runner: "dagger",
     startedAt: input.startedAt,
     finishedAt: now().toISOString(),
-    ok: all.every((c) => c.ok),
-    services: Object.fromEntries(services.map((s, i) => [s, results[i]])),
-    totals: {
-      checks: all.length,
-      passed: all.filter((c) => c.ok).length,
-      failed: all.filter((c) => !c.ok).length,
-      restoreMs: results.reduce((a, r) => Math.max(a, r.restoreMs), 0),
-    },
-  };
+    services: services.map((name, i) => ({ name, result: results[i]! })),
+  });
   await writeDrillSummary(set.dir, summary);
   return summary;
 }

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { IntegrityError } from "./errors.js";
 import { parseSha256sums, sha256Hex, sha256sumLine } from "./hash.js";
 import { writeFileAtomic } from "./store/fsync.js";
+import { TOOL_VERSION } from "./version.js";
 
 /**
  * restore-drill-summary.json: what a restore drill proved about one set. It
@@ -99,4 +100,34 @@ export async function readDrillSummary(setDir: string): Promise<DrillSummary | u
     throw new IntegrityError(`${DRILL_SUMMARY_FILE}: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
   }
   return parsed.data;
+}
+
+/** The summary of a drill from each service's outcome: totals, overall verdict, stack restore time. */
+export function buildDrillSummary(input: {
+  setId: string;
+  manifestSha256: string;
+  runner: DrillSummary["runner"];
+  startedAt: string;
+  finishedAt: string;
+  services: { name: "postgres" | "redis" | "minio"; result: DrillService }[];
+}): DrillSummary {
+  const all = input.services.flatMap((s) => s.result.checks);
+  return {
+    schemaVersion: 1,
+    setId: input.setId,
+    manifestSha256: input.manifestSha256,
+    tool: { name: "backup-drill", version: TOOL_VERSION },
+    runner: input.runner,
+    startedAt: input.startedAt,
+    finishedAt: input.finishedAt,
+    ok: all.every((c) => c.ok),
+    services: Object.fromEntries(input.services.map((s) => [s.name, s.result])),
+    totals: {
+      checks: all.length,
+      passed: all.filter((c) => c.ok).length,
+      failed: all.filter((c) => !c.ok).length,
+      // Services restore side by side: the stack is back when the slowest is.
+      restoreMs: input.services.reduce((a, s) => Math.max(a, s.result.restoreMs), 0),
+    },
+  };
 }

@@ -3,7 +3,7 @@ import type { MinioTarget } from "../probes/minio.js";
 import type { RedisTarget } from "../probes/redis.js";
 import type { Config, ServiceName } from "./config.js";
 import { targetsThatAreSources } from "./restore/guards.js";
-import { writeDrillSummary, type DrillCheck, type DrillService, type DrillSummary } from "./drill-summary.js";
+import { buildDrillSummary, writeDrillSummary, type DrillCheck, type DrillService, type DrillSummary } from "./drill-summary.js";
 import { BackupDrillError, OperationError, UserError } from "./errors.js";
 import type { Progress } from "./progress.js";
 import { REDIS_RDB } from "./plan.js";
@@ -15,7 +15,6 @@ import { HostRunner } from "./runners/host.js";
 import { Secret } from "./secret.js";
 import { startMinio, startPostgres, startRedis } from "./throwaway/servers.js";
 import { requireVerified } from "./verify.js";
-import { TOOL_VERSION } from "./version.js";
 
 /** Servers to drill into instead of throwaway ones (the Dagger runner passes its services). */
 export type DrillTargets = {
@@ -145,24 +144,14 @@ export async function drillSet(cfg: Config, id: string, dir: string, opts: Drill
   if (opts.signal?.aborted) throw new OperationError("restore drill cancelled");
   if (failed) throw failed.reason;
   const results = settled.map((r) => (r as PromiseFulfilledResult<DrillService>).value);
-  const all = results.flatMap((r) => r.checks);
-  const summary: DrillSummary = {
-    schemaVersion: 1,
+  const summary = buildDrillSummary({
     setId: id,
     manifestSha256: set.manifestSha256,
-    tool: { name: "backup-drill", version: TOOL_VERSION },
     runner: "host",
     startedAt: startedAt.toISOString(),
     finishedAt: now().toISOString(),
-    ok: all.every((c) => c.ok),
-    services: Object.fromEntries(services.map((s, i) => [s, results[i]])),
-    totals: {
-      checks: all.length,
-      passed: all.filter((c) => c.ok).length,
-      failed: all.filter((c) => !c.ok).length,
-      restoreMs: results.reduce((a, r) => Math.max(a, r.restoreMs), 0),
-    },
-  };
+    services: services.map((name, i) => ({ name, result: results[i]! })),
+  });
   await writeDrillSummary(dir, summary);
   return summary;
 }

@@ -3,7 +3,9 @@ import { join } from "node:path";
 import { z } from "zod";
 import { IntegrityError } from "./errors.js";
 import { parseSha256sums, sha256Hex, sha256sumLine } from "./hash.js";
+import { hostname } from "node:os";
 import { writeFileDurable } from "./store/fsync.js";
+import { TOOL_VERSION } from "./version.js";
 
 export const MANIFEST_FILE = "manifest.json";
 export const MANIFEST_SHA_FILE = "manifest.sha256";
@@ -126,6 +128,31 @@ export type RedisFacts = z.infer<typeof RedisFactsSchema>;
 export type RedisSample = z.infer<typeof RedisSampleSchema>;
 export type MinioFacts = z.infer<typeof MinioFactsSchema>;
 export type BucketFacts = z.infer<typeof BucketFactsSchema>;
+
+/** A manifest from a run's parts: tool, host, step records and totals are filled in here, the same for both runners. */
+export function buildManifest(input: {
+  id: string;
+  runner: Manifest["runner"];
+  startedAt: string;
+  finishedAt: string;
+  services: Manifest["services"];
+  steps: { id: string; service: "postgres" | "redis" | "minio"; argv: string[]; exitCode: number; durationMs: number }[];
+  files: FileEntry[];
+}): Manifest {
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    id: input.id,
+    tool: { name: "backup-drill", version: TOOL_VERSION },
+    runner: input.runner,
+    host: hostname(),
+    startedAt: input.startedAt,
+    finishedAt: input.finishedAt,
+    services: input.services,
+    steps: input.steps.map((s) => ({ id: s.id, service: s.service, argv: s.argv, exitCode: s.exitCode, durationMs: s.durationMs })),
+    files: input.files,
+    totals: { files: input.files.length, bytes: input.files.reduce((a, f) => a + f.size, 0) },
+  };
+}
 
 /** Files in a set that the manifest does not list, because they describe or follow it. */
 export const SET_META_FILES = new Set([MANIFEST_FILE, MANIFEST_SHA_FILE, SUMS_FILE]);
