@@ -4,7 +4,6 @@ import { backupCommand } from "./commands/backup.js";
 import { checkCommand } from "./commands/check.js";
 import { EXIT, EXIT_CODES_EPILOG } from "./commands/common.js";
 import { freshnessCommand } from "./commands/freshness.js";
-import { internalCommand } from "./commands/internal.js";
 import { pruneCommand } from "./commands/prune.js";
 import { restoreCommand } from "./commands/restore.js";
 import { restoreDrillCommand } from "./commands/restore-drill.js";
@@ -27,7 +26,6 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     .command(sandboxCommand)
     .command(freshnessCommand)
     .command(pruneCommand)
-    .command(internalCommand)
     .command(statusCommand)
     .demandCommand(1, "Name a command: backup-drill --help lists them.")
     .strict()

@@ -1,10 +1,9 @@
 import type { MinioSource, PostgresSource, RedisSource } from "./config.js";
 import type { Endpoint, Step } from "./step.js";
-import { MC_MODULE, MC_VERSION } from "./versions.js";
 
 /**
- * config + probed facts -> Steps. Pure: no I/O, no clock. The host runner and
- * the Dagger runner execute exactly these argv lists.
+ * config + probed facts -> Steps. Pure: no I/O, no clock. The host runner
+ * executes exactly these argv lists (on a host or in the Dagger toolbox).
  */
 
 /** A name (database, bucket) as one safe path segment: [A-Za-z0-9_.-] kept, the rest %XX-encoded. */
@@ -22,18 +21,6 @@ function conninfoQuote(value: string): string {
   return `'${value.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
 }
 
-export function postgresImage(serverMajor: number): string {
-  return `postgres:${serverMajor}`;
-}
-
-export function redisImage(version: string): string {
-  const [major, minor] = version.split(".");
-  return `redis:${major}.${minor}`;
-}
-
-/** mc is built from the pinned Go module; the image name says which build the Dagger runner makes. */
-export const MC_IMAGE = `go-install:${MC_MODULE}@${MC_VERSION}`;
-
 export type PostgresFacts = {
   serverMajor: number;
   databases: string[];
@@ -49,7 +36,6 @@ export function postgresLayout(database: string): PostgresDumpLayout {
 }
 
 export function planPostgres(src: PostgresSource, facts: PostgresFacts, at: Endpoint): Step[] {
-  const image = postgresImage(facts.serverMajor);
   const conn = ["--host", at.host, "--port", String(at.port), "--username", src.user, "--no-password"];
   const secretEnv: Step["secretEnv"] = src.password ? { PGPASSWORD: "postgres.password" } : {};
   const env = { PGCONNECT_TIMEOUT: "10", PGAPPNAME: "backup-drill" };
@@ -58,7 +44,6 @@ export function planPostgres(src: PostgresSource, facts: PostgresFacts, at: Endp
     steps.push({
       id: "postgres/globals",
       service: "postgres",
-      image,
       argv: ["pg_dumpall", "--globals-only", ...conn, "--file", "postgres/globals.sql"],
       env,
       secretEnv,
@@ -71,7 +56,6 @@ export function planPostgres(src: PostgresSource, facts: PostgresFacts, at: Endp
     steps.push({
       id: `postgres/dump/${db}`,
       service: "postgres",
-      image,
       argv: [
         "pg_dump",
         "--format=directory",
@@ -91,7 +75,6 @@ export function planPostgres(src: PostgresSource, facts: PostgresFacts, at: Endp
     steps.push({
       id: `postgres/schema/${db}`,
       service: "postgres",
-      image,
       argv: ["pg_restore", "--schema-only", "--file", layout.schemaFile, layout.dir],
       env: {},
       secretEnv: {},
@@ -106,12 +89,10 @@ export type RedisFacts = { version: string };
 export const REDIS_RDB = "redis/dump.rdb";
 
 export function planRedis(src: RedisSource, facts: RedisFacts, at: Endpoint): Step[] {
-  const image = redisImage(facts.version);
   return [
     {
       id: "redis/rdb",
       service: "redis",
-      image,
       argv: [
         "redis-cli",
         "-h",
@@ -130,7 +111,6 @@ export function planRedis(src: RedisSource, facts: RedisFacts, at: Endpoint): St
     {
       id: "redis/check-rdb",
       service: "redis",
-      image,
       argv: ["redis-check-rdb", REDIS_RDB],
       env: {},
       secretEnv: {},
@@ -162,7 +142,6 @@ export function planMinio(_src: MinioSource, facts: MinioFacts): Step[] {
     return {
       id: `minio/mirror/${bucket}`,
       service: "minio" as const,
-      image: MC_IMAGE,
       argv: ["mc", "mirror", "--quiet", "--no-color", `${MC_ALIAS}/${bucket}`, layout.dir],
       env: {},
       secretEnv: { [`MC_HOST_${MC_ALIAS}`]: "minio.mcHost" as const },
@@ -181,7 +160,6 @@ export function planFormatChecks(
     steps.push({
       id: `verify/pg_restore-list/${db.name}`,
       service: "postgres",
-      image: postgresImage(Number(postgres!.serverVersion.split(".")[0])),
       argv: ["pg_restore", "--list", db.dir],
       env: {},
       secretEnv: {},
@@ -192,7 +170,6 @@ export function planFormatChecks(
     steps.push({
       id: "verify/redis-check-rdb",
       service: "redis",
-      image: redisImage(redis.version),
       argv: ["redis-check-rdb", redis.rdb],
       env: {},
       secretEnv: {},
@@ -237,7 +214,6 @@ export function planPostgresRestore(
   return {
     id: `postgres/restore/${opts.into ?? db.name}`,
     service: "postgres",
-    image: postgresImage(serverMajor),
     argv: [
       "pg_restore",
       "--exit-on-error",
@@ -261,7 +237,6 @@ export function planSchemaDump(database: string, serverMajor: number, at: Postgr
   return {
     id: `postgres/schema-dump/${database}`,
     service: "postgres",
-    image: postgresImage(serverMajor),
     argv: ["pg_dump", "--schema-only", ...pgConn(at), "--dbname", `dbname=${conninfoQuote(database)}`],
     env: { PGCONNECT_TIMEOUT: "10", PGAPPNAME: "backup-drill" },
     secretEnv: { PGPASSWORD: "postgres.target.password" },

@@ -15,16 +15,14 @@ export type SecretName =
 
 /**
  * One external tool call. Built by pure functions in plan.ts; executed by
- * runners/host.ts with local binaries and by runners/dagger.ts in `image`
- * with the very same argv. Paths in argv are relative to the set directory,
- * which is the working directory in both runners.
+ * runners/host.ts (on a host, or inside the Dagger toolbox container: the
+ * same runner in both places). Paths in argv are relative to the set
+ * directory, which is the working directory.
  */
 export type Step = {
   /** Unique within a run, e.g. "postgres/dump/app". */
   id: string;
   service: ServiceName;
-  /** Container image the Dagger runner uses for this step. */
-  image: string;
   argv: [ToolName, ...string[]];
   /** Plain environment (never a secret). */
   env: Record<string, string>;
@@ -36,5 +34,5 @@ export type Step = {
   captureStdout?: boolean;
 };
 
-/** Where a runner reaches a service: the host runner uses the configured address, Dagger a bound alias. */
+/** Where a step reaches a service: the configured address (under Dagger, the alias the service is bound under). */
 export type Endpoint = { host: string; port: number };

@@ -83,8 +83,6 @@ export type VerifyOptions = {
   /** Run the tools' format checks: pg_restore --list, redis-check-rdb (default true). Bucket listings are always checked. */
   formatChecks?: boolean;
   concurrency?: number;
-  /** Runs the format-check steps (default: a HostRunner with `tools`; the Dagger glue passes one that replays steps run in their images). */
-  runner?: HostRunner;
 };
 
 /**
@@ -175,7 +173,7 @@ async function runFormatChecks(
 ): Promise<void> {
   const steps = planFormatChecks(manifest.services.postgres, manifest.services.redis);
   if (steps.length === 0) return;
-  const runner = opts.runner ?? new HostRunner({ tools: opts.tools, secrets: {}, progress: opts.progress });
+  const runner = new HostRunner({ tools: opts.tools, secrets: {}, progress: opts.progress });
   try {
     for (const step of steps) {
       try {
@@ -187,7 +185,7 @@ async function runFormatChecks(
       }
     }
   } finally {
-    if (!opts.runner) runner.dispose();
+    runner.dispose();
   }
 }
 

@@ -1,57 +1,55 @@
 /**
  * backup-drill: provable backups for a PostgreSQL + Redis + MinIO stack.
  *
- * The same Steps as the host runner (`npx backup-drill`), each tool in its
- * image (postgres:<server major>, redis:<major.minor>, mc and minio built
- * from pinned Go modules), our own logic as the project's CLI in a Node
- * container. A backup is a checksummed set: export it with
- * `export --path output/backups`.
+ * Every function runs the project's own CLI (`npx backup-drill ...`),
+ * unchanged, inside one hermetic toolbox container built from pinned official
+ * images: PostgreSQL's tools of the data's major, Redis's of its major.minor,
+ * Node, and mc/minio from pinned Go builds. Servers arrive as services bound
+ * under aliases, secrets as secret variables, and the backups root as a
+ * directory that the call returns for `export --path output/backups`.
  */
-import { func, object, type Directory, type File, type Secret, type Service } from "@dagger.io/dagger";
-import { randomUUID } from "node:crypto";
-import { daggerBackup, daggerFreshness, daggerRestoreDrill, daggerSandbox, daggerVerify } from "../pipeline/dagger-pipeline.js";
-import { Toolbox } from "../pipeline/runners/dagger.js";
-import { SANDBOX_SAMPLE_PATTERNS, SANDBOX_SANITY_QUERIES } from "../pipeline/sandbox.js";
+import { object, func, type Directory, type File, type Secret, type Service } from "@dagger.io/dagger";
 import { TOOL_VERSION } from "../pipeline/version.js";
-import { GOLANG_IMAGE, NODE_IMAGE } from "../pipeline/versions.js";
+import { parseConfig, sourceConfig, targetConfig, type Sections } from "./config.js";
+import {
+  ALIAS,
+  BACKUPS,
+  CONFIG,
+  DEFAULT_POSTGRES_MAJOR,
+  DEFAULT_REDIS_VERSION,
+  SECRET_VAR,
+  TARGETS,
+  probePostgresMajor,
+  probeRedisVersion,
+  runCli,
+  servicePort,
+  setToolVersions,
+  toolbox,
+  type Binding,
+  type ToolVersions,
+} from "./toolbox.js";
 
-/** PostgreSQL image of the sandbox's throwaway server. */
-export const SANDBOX_POSTGRES_IMAGE = "postgres:17";
-/** Redis image of the sandbox's throwaway server. */
-export const SANDBOX_REDIS_IMAGE = "redis:7.4";
+const REPORT = "/report";
 
-/** Back up, verify, restore-drill and check the freshness of a PostgreSQL + Redis + MinIO stack, in containers. */
+/** Back up, verify, restore-drill, restore and watch the freshness of a PostgreSQL + Redis + MinIO stack: the backup-drill CLI in a hermetic toolbox. */
 @object()
 export class BackupDrill {
-  /** Node image the project's CLI (the glue) runs in. */
+  /** Node image whose node binary runs the CLI and whose npm installs its dependencies. */
   nodeImage: string;
   /** Go image that builds mc and minio from the pinned modules. */
   goImage: string;
-  /** Image with mc instead of the Go build. */
-  mcImage?: string;
-  /** Image with minio instead of the Go build. */
-  minioImage?: string;
 
   /**
-   * Images the pipeline builds its tools with.
+   * Images the toolbox is built from (PostgreSQL and Redis images follow the data: postgres:<major>-bookworm, redis:<major.minor>-bookworm).
    *
-   * Example: dagger call --go-image=golang:1.24.8-bookworm sandbox
+   * Example: dagger call --node-image=node:20-bookworm-slim sandbox export --path output/backups
    *
-   * @param nodeImage Node image for the project's own CLI (probes, manifest, verify, drill checks).
-   * @param goImage Go image that builds mc and minio from the pinned modules (go install, cached).
-   * @param mcImage Use this image for mc instead of building it (needs mc on PATH and /bin/sh).
-   * @param minioImage Use this image for the throwaway MinIO server instead of building it (needs minio on PATH).
+   * @param nodeImage Node image (Debian bookworm, like every image of the toolbox).
+   * @param goImage Go image that builds mc and minio (go install, cached).
    */
-  constructor(nodeImage: string = NODE_IMAGE, goImage: string = GOLANG_IMAGE, mcImage?: string, minioImage?: string) {
+  constructor(nodeImage: string = "node:20-bookworm-slim", goImage: string = "golang:1.24.8-bookworm") {
     this.nodeImage = nodeImage;
     this.goImage = goImage;
-    this.mcImage = mcImage;
-    this.minioImage = minioImage;
-  }
-
-  /** One toolbox per call; its cache buster makes every container of this call new. */
-  private toolbox(): Toolbox {
-    return new Toolbox({ nodeImage: this.nodeImage, goImage: this.goImage, mcImage: this.mcImage, minioImage: this.minioImage, runId: randomUUID() });
   }
 
   /**
@@ -65,122 +63,354 @@ export class BackupDrill {
   }
 
   /**
-   * Back up PostgreSQL, Redis and MinIO into one new checksummed set; returns the backups root (the set and latest.json).
+   * Back up every given server into one new checksummed set; returns the backups root with the new set and latest.json (and retention applied).
    *
-   * Example: dagger call backup --pg=tcp://localhost:5432 --pg-password=env://PGPASSWORD --redis=tcp://localhost:6379 --redis-password=env://REDIS_PASSWORD --minio=tcp://localhost:9000 --minio-access-key=env://MINIO_ACCESS_KEY --minio-secret-key=env://MINIO_SECRET_KEY export --path output/backups
+   * Example: dagger call backup --backups=output/backups --pg=tcp://localhost:5432 --pg-password=env://PGPASSWORD --redis=tcp://localhost:6379 --redis-password=env://REDIS_PASSWORD --minio=tcp://localhost:9000 --minio-access-key=env://MINIO_ACCESS_KEY --minio-secret-key=env://MINIO_SECRET_KEY export --path output/backups
    *
-   * @param pg PostgreSQL server to back up, e.g. tcp://localhost:5432 (bound as host "pg").
+   * @param backups The existing backups root (its latest.json and sets; retention prunes it). Default: an empty root.
+   * @param config A backup-drill config file for everything else (sampling, retention, freshness, sanity queries); the servers below replace its connection settings.
+   * @param pg PostgreSQL server, e.g. tcp://localhost:5432 (bound as host "pg").
    * @param pgUser Role pg_dump connects as.
-   * @param pgPassword Password of that role (reaches pg_dump only as PGPASSWORD).
+   * @param pgPassword Password of that role.
    * @param pgDatabases Databases to dump (default: every database that is not a template).
-   * @param pgGlobals Also run pg_dumpall --globals-only (roles; needs a superuser).
+   * @param pgGlobals Also dump roles (pg_dumpall --globals-only; needs a superuser).
    * @param pgJobs pg_dump --jobs.
-   * @param pgImage Image for pg_dump (default: postgres:<server major>, as probed).
-   * @param redis Redis server to back up, e.g. tcp://localhost:6379 (bound as host "redis").
+   * @param redis Redis server, e.g. tcp://localhost:6379 (bound as host "redis").
    * @param redisUsername ACL user (default: the default user).
-   * @param redisPassword Password (reaches redis-cli only as REDISCLI_AUTH).
-   * @param redisSampleSize Keys whose type and value digest are recorded for the drill.
-   * @param redisSamplePatterns SCAN MATCH patterns whose keys are always recorded.
-   * @param redisBgsaveTimeout How long to wait for BGSAVE, e.g. 10m.
-   * @param redisImage Image for redis-cli (default: redis:<server major.minor>, as probed).
-   * @param minio MinIO / S3 server to back up, e.g. tcp://localhost:9000 (bound as host "minio").
+   * @param redisPassword Password.
+   * @param minio MinIO / S3 server, e.g. tcp://localhost:9000 (bound as host "minio", spoken to over http).
+   * @param minioEndpoint An S3 endpoint URL the container reaches directly (e.g. https://s3.example.com), instead of --minio.
    * @param minioAccessKey Access key.
    * @param minioSecretKey Secret key.
-   * @param minioBuckets Buckets to mirror (default: every bucket).
-   * @param minioCanary Write, read back and delete a random object in each bucket.
+   * @param minioBuckets Buckets to back up (default: every bucket).
    * @param minioRegion Region of the buckets.
    */
   @func({ cache: "never" })
   async backup(
+    backups?: Directory,
+    config?: File,
     pg?: Service,
     pgUser: string = "postgres",
     pgPassword?: Secret,
     pgDatabases?: string[],
-    pgGlobals: boolean = false,
-    pgJobs: number = 2,
-    pgImage?: string,
+    pgGlobals?: boolean,
+    pgJobs?: number,
     redis?: Service,
     redisUsername?: string,
     redisPassword?: Secret,
-    redisSampleSize: number = 1000,
-    redisSamplePatterns: string[] = [],
-    redisBgsaveTimeout: string = "10m",
-    redisImage?: string,
     minio?: Service,
+    minioEndpoint?: string,
     minioAccessKey?: Secret,
     minioSecretKey?: Secret,
     minioBuckets?: string[],
-    minioCanary: boolean = true,
-    minioRegion: string = "us-east-1",
+    minioRegion?: string,
   ): Promise<Directory> {
-    if (minio && (!minioAccessKey || !minioSecretKey)) throw new Error("--minio needs --minio-access-key and --minio-secret-key");
-    return daggerBackup(this.toolbox(), {
-      ...(pg ? { postgres: { service: pg, user: pgUser, password: pgPassword, databases: pgDatabases, jobs: pgJobs, globals: pgGlobals, image: pgImage } } : {}),
-      ...(redis
-        ? { redis: { service: redis, username: redisUsername, password: redisPassword, sampleSize: redisSampleSize, samplePatterns: redisSamplePatterns, bgsaveTimeout: redisBgsaveTimeout, image: redisImage } }
-        : {}),
-      ...(minio ? { minio: { service: minio, accessKey: minioAccessKey!, secretKey: minioSecretKey!, buckets: minioBuckets, canary: minioCanary, region: minioRegion } } : {}),
+    const run = await this.sources(config, { pg, pgUser, pgPassword, pgDatabases, pgGlobals, pgJobs, redis, redisUsername, redisPassword, minio, minioEndpoint, minioAccessKey, minioSecretKey, minioBuckets, minioRegion });
+    const ran = await runCli(toolbox(this.images(), run.versions), {
+      args: ["backup", "--config", CONFIG, "--output", BACKUPS],
+      backups,
+      files: { [CONFIG]: JSON.stringify(run.config, null, 2) },
+      bindings: run.bindings,
     });
+    return ran.directory(BACKUPS);
   }
 
   /**
-   * Restore a set into throwaway servers and prove the data came back; returns the backups root with restore-drill-summary.json written into the set (its "ok" says whether every check passed).
+   * Preflight: can a backup of these servers work (reachable, credentials, tool versions, permissions)? Returns the report; fails when a check fails.
+   *
+   * Example: dagger call check --pg=tcp://localhost:5432 --pg-password=env://PGPASSWORD
+   *
+   * @param config A backup-drill config file; the servers below replace its connection settings.
+   * @param pg PostgreSQL server (bound as host "pg").
+   * @param pgUser Role pg_dump connects as.
+   * @param pgPassword Password of that role.
+   * @param pgDatabases Databases to check (default: every database that is not a template).
+   * @param pgGlobals Check that the role may dump roles (a superuser).
+   * @param redis Redis server (bound as host "redis").
+   * @param redisUsername ACL user (default: the default user).
+   * @param redisPassword Password.
+   * @param minio MinIO / S3 server (bound as host "minio").
+   * @param minioEndpoint An S3 endpoint URL the container reaches directly, instead of --minio.
+   * @param minioAccessKey Access key.
+   * @param minioSecretKey Secret key.
+   * @param minioBuckets Buckets to check (default: every bucket).
+   * @param json Print the report as one JSON document.
+   */
+  @func({ cache: "never" })
+  async check(
+    config?: File,
+    pg?: Service,
+    pgUser: string = "postgres",
+    pgPassword?: Secret,
+    pgDatabases?: string[],
+    pgGlobals?: boolean,
+    redis?: Service,
+    redisUsername?: string,
+    redisPassword?: Secret,
+    minio?: Service,
+    minioEndpoint?: string,
+    minioAccessKey?: Secret,
+    minioSecretKey?: Secret,
+    minioBuckets?: string[],
+    json: boolean = false,
+  ): Promise<string> {
+    const run = await this.sources(config, { pg, pgUser, pgPassword, pgDatabases, pgGlobals, redis, redisUsername, redisPassword, minio, minioEndpoint, minioAccessKey, minioSecretKey, minioBuckets });
+    const ran = await runCli(toolbox(this.images(), run.versions), {
+      args: ["check", "--config", CONFIG, "--output", BACKUPS, ...(json ? ["--json"] : [])],
+      files: { [CONFIG]: JSON.stringify(run.config, null, 2) },
+      bindings: run.bindings,
+    });
+    return ran.stdout();
+  }
+
+  /**
+   * Restore a set into throwaway servers inside the toolbox and prove the data came back; returns the backups root with restore-drill-summary.json written into the set, also when a check failed (read its "ok").
    *
    * Example: dagger call restore-drill --backups=output/backups export --path output/backups
    *
-   * @param backups The backups root (holds latest.json and the sets).
+   * @param backups The backups root (latest.json and the sets).
    * @param set Set id (default: the set latest.json names).
    * @param config A backup-drill config file whose postgres.sanityQueries the drill also runs.
-   * @param pgImage Image of the throwaway PostgreSQL and of pg_restore (default: postgres:<major of the backed-up server>).
-   * @param redisImage Image of the throwaway Redis (default: redis:<major.minor of the backed-up server>).
    */
   @func({ cache: "never" })
-  async restoreDrill(backups: Directory, set?: string, config?: File, pgImage?: string, redisImage?: string): Promise<Directory> {
-    const drilled = await daggerRestoreDrill(this.toolbox(), { backups, set, config, pgImage, redisImage });
-    return drilled.backups;
+  async restoreDrill(backups: Directory, set?: string, config?: File): Promise<Directory> {
+    const ran = await runCli(toolbox(this.images(), await setToolVersions(backups, set)), {
+      args: ["restore-drill", "--output", BACKUPS, ...(set ? ["--set", set] : []), ...(config ? ["--config", CONFIG] : [])],
+      backups,
+      files: config ? { [CONFIG]: await config.contents() } : {},
+      accept: [3],
+    });
+    return ran.directory(BACKUPS);
   }
 
   /**
-   * Recompute every checksum of a set and check dump formats; returns the report, fails on any finding.
+   * Recompute every checksum of a set and check its dump formats; returns the report, fails on any finding.
    *
    * Example: dagger call verify --backups=output/backups
    *
-   * @param backups The backups root (holds latest.json and the sets).
+   * @param backups The backups root (latest.json and the sets).
    * @param set Set id (default: the set latest.json names).
-   * @param pgImage Image for pg_restore --list (default: postgres:<major of the backed-up server>).
-   * @param redisImage Image for redis-check-rdb (default: redis:<major.minor of the backed-up server>).
+   * @param formats Also run pg_restore --list and redis-check-rdb.
+   * @param json Print the report as one JSON document.
    */
   @func()
-  async verify(backups: Directory, set?: string, pgImage?: string, redisImage?: string): Promise<string> {
-    return daggerVerify(this.toolbox(), { backups, set, pgImage, redisImage });
+  async verify(backups: Directory, set?: string, formats: boolean = true, json: boolean = false): Promise<string> {
+    const ran = await runCli(toolbox(this.images(), await setToolVersions(backups, set)), {
+      args: ["verify", "--output", BACKUPS, ...(set ? ["--set", set] : []), ...(formats ? [] : ["--no-formats"]), ...(json ? ["--json"] : [])],
+      backups,
+    });
+    return ran.stdout();
   }
 
   /**
-   * Is every service's newest good backup fresh and proven by a drill? Returns freshness.json (status, Nagios exitCode), freshness.md and freshness.prom.
+   * Is every service's newest good set fresh and proven by a drill? Returns freshness.json (status, Nagios exitCode), freshness.md and freshness.prom.
    *
    * Example: dagger call freshness --backups=output/backups export --path output/freshness
    *
-   * @param backups The backups root (holds latest.json and the sets).
+   * @param backups The backups root (latest.json and the sets).
    * @param config A backup-drill config file with a "freshness" section (thresholds, drillMaxAge).
    * @param deep Re-hash every file of the sets the verdict rests on.
    * @param now Evaluate as if it were this ISO 8601 time (default: the clock).
    */
   @func({ cache: "never" })
   async freshness(backups: Directory, config?: File, deep: boolean = false, now?: string): Promise<Directory> {
-    return daggerFreshness(this.toolbox(), { backups, config, deep, now });
+    const box = toolbox(this.images(), await setToolVersions(backups)).withExec(["mkdir", "-p", "-m", "0755", REPORT]);
+    const ran = await runCli(box, {
+      args: ["freshness", "--output", BACKUPS, "--json", "--prometheus", `${REPORT}/freshness.prom`, "--markdown", `${REPORT}/freshness.md`, ...(deep ? ["--deep"] : []), ...(now ? ["--now", now] : []), ...(config ? ["--config", CONFIG] : [])],
+      backups,
+      files: config ? { [CONFIG]: await config.contents() } : {},
+      accept: [1, 2, 3],
+      stdoutTo: `${REPORT}/freshness.json`,
+    });
+    return ran.directory(REPORT);
   }
 
   /**
-   * Throwaway PostgreSQL, Redis and MinIO as services, seeded, backed up and restore-drilled: the containerised npm run sandbox. Returns the backups root; fails when a check fails.
+   * One document: the latest set and its verify result, the last drill, freshness per service, what prune would do.
+   *
+   * Example: dagger call status --backups=output/backups
+   *
+   * @param backups The backups root (latest.json and the sets).
+   * @param config A backup-drill config file (freshness and retention sections).
+   * @param formats Also run the format checks on the latest set.
+   * @param now Evaluate as if it were this ISO 8601 time (default: the clock).
+   * @param json Print one JSON document instead of the human summary.
+   */
+  @func({ cache: "never" })
+  async status(backups: Directory, config?: File, formats: boolean = false, now?: string, json: boolean = false): Promise<string> {
+    const ran = await runCli(toolbox(this.images(), await setToolVersions(backups)), {
+      args: ["status", "--output", BACKUPS, ...(formats ? ["--formats"] : []), ...(now ? ["--now", now] : []), ...(json ? ["--json"] : []), ...(config ? ["--config", CONFIG] : [])],
+      backups,
+      files: config ? { [CONFIG]: await config.contents() } : {},
+      accept: [1, 3],
+    });
+    return ran.stdout();
+  }
+
+  /**
+   * Apply the retention policy to a backups root; returns it without the removed sets (export it with --wipe to remove them on the host too).
+   *
+   * Example: dagger call prune --backups=output/backups export --wipe --path output/backups
+   *
+   * @param backups The backups root (latest.json and the sets).
+   * @param config A backup-drill config file with a "retention" section (default policy otherwise).
+   * @param dryRun Only say what would be removed and why each set is kept (the root comes back unchanged).
+   * @param now Evaluate as if it were this ISO 8601 time (default: the clock).
+   */
+  @func({ cache: "never" })
+  async prune(backups: Directory, config?: File, dryRun: boolean = false, now?: string): Promise<Directory> {
+    const ran = await runCli(toolbox(this.images(), await setToolVersions(backups)), {
+      args: ["prune", "--output", BACKUPS, ...(dryRun ? ["--dry-run"] : []), ...(now ? ["--now", now] : []), ...(config ? ["--config", CONFIG] : [])],
+      backups,
+      files: config ? { [CONFIG]: await config.contents() } : {},
+    });
+    return ran.directory(BACKUPS);
+  }
+
+  /**
+   * Restore a set into real servers with the CLI's guards (nothing is overwritten without --force; --dry-run shows the plan), then run the drill's checks on them. Returns the report.
+   *
+   * Example: dagger call restore --backups=output/backups --target-pg=tcp://db2:5432 --target-pg-password=env://PG2_PASSWORD --dry-run
+   *
+   * @param backups The backups root (latest.json and the sets).
+   * @param set Set id (default: the set latest.json names).
+   * @param config A backup-drill config file (its sources are refused as targets).
+   * @param targetPg PostgreSQL server to restore into (bound as host "target-pg").
+   * @param targetPgUser Role to restore as.
+   * @param targetPgPassword Password of that role.
+   * @param targetRedis Redis server to restore into (bound as host "target-redis").
+   * @param targetRedisUsername ACL user (default: the default user).
+   * @param targetRedisPassword Password.
+   * @param targetMinio MinIO / S3 server to restore into (bound as host "target-minio").
+   * @param targetMinioEndpoint An S3 endpoint URL the container reaches directly, instead of --target-minio.
+   * @param targetMinioAccessKey Access key.
+   * @param targetMinioSecretKey Secret key.
+   * @param services Only these services (postgres, redis, minio).
+   * @param db Only these databases.
+   * @param renameDb Restore database OLD as NEW (OLD=NEW).
+   * @param globals Also replay the set's roles.
+   * @param redisDb Only these Redis dbs.
+   * @param keyPattern Only Redis keys matching this glob.
+   * @param bucket Only these buckets.
+   * @param prefix Only objects whose key starts with this prefix.
+   * @param dryRun Print the plan and change nothing.
+   * @param force Overwrite what is there.
+   * @param json Print one JSON document.
+   */
+  @func({ cache: "never" })
+  async restore(
+    backups: Directory,
+    set?: string,
+    config?: File,
+    targetPg?: Service,
+    targetPgUser: string = "postgres",
+    targetPgPassword?: Secret,
+    targetRedis?: Service,
+    targetRedisUsername?: string,
+    targetRedisPassword?: Secret,
+    targetMinio?: Service,
+    targetMinioEndpoint?: string,
+    targetMinioAccessKey?: Secret,
+    targetMinioSecretKey?: Secret,
+    services?: string[],
+    db?: string[],
+    renameDb?: string[],
+    globals: boolean = false,
+    redisDb?: number[],
+    keyPattern?: string,
+    bucket?: string[],
+    prefix?: string,
+    dryRun: boolean = false,
+    force: boolean = false,
+    json: boolean = false,
+  ): Promise<string> {
+    const bindings: Binding[] = [];
+    const targets: Parameters<typeof targetConfig>[0] = {};
+    if (targetPg) {
+      targets.postgres = { port: await servicePort(targetPg), user: targetPgUser, password: targetPgPassword !== undefined };
+      bindings.push({ alias: ALIAS.targetPg, service: targetPg, secrets: { [SECRET_VAR.targetPgPassword]: targetPgPassword } });
+    }
+    if (targetRedis) {
+      targets.redis = { port: await servicePort(targetRedis), username: targetRedisUsername, password: targetRedisPassword !== undefined };
+      bindings.push({ alias: ALIAS.targetRedis, service: targetRedis, secrets: { [SECRET_VAR.targetRedisPassword]: targetRedisPassword } });
+    }
+    if (targetMinio || targetMinioEndpoint) {
+      if (!targetMinioAccessKey || !targetMinioSecretKey) throw new Error("--target-minio needs --target-minio-access-key and --target-minio-secret-key");
+      targets.minio = targetMinio ? { port: await servicePort(targetMinio) } : { endpoint: targetMinioEndpoint };
+      bindings.push({ alias: ALIAS.targetMinio, service: targetMinio, secrets: { [SECRET_VAR.targetMinioAccessKey]: targetMinioAccessKey, [SECRET_VAR.targetMinioSecretKey]: targetMinioSecretKey } });
+    }
+    const flag = (name: string, values: (string | number)[] | undefined) => (values ?? []).flatMap((v) => [name, String(v)]);
+    const ran = await runCli(toolbox(this.images(), await setToolVersions(backups, set)), {
+      args: [
+        "restore", "--output", BACKUPS, "--target-config", TARGETS,
+        ...(set ? ["--set", set] : []),
+        ...(config ? ["--config", CONFIG] : []),
+        ...(services ? ["--services", services.join(",")] : []),
+        ...flag("--db", db), ...flag("--rename-db", renameDb), ...flag("--redis-db", redisDb), ...flag("--bucket", bucket),
+        ...(globals ? ["--globals"] : []),
+        ...(keyPattern ? ["--key-pattern", keyPattern] : []),
+        ...(prefix ? ["--prefix", prefix] : []),
+        ...(dryRun ? ["--dry-run"] : []),
+        ...(force ? ["--force"] : []),
+        ...(json ? ["--json"] : []),
+      ],
+      backups,
+      files: { [TARGETS]: JSON.stringify(targetConfig(targets), null, 2), ...(config ? { [CONFIG]: await config.contents() } : {}) },
+      bindings,
+      // A dry run that a real run would refuse exits 2 and still prints the plan.
+      accept: dryRun ? [2] : [],
+    });
+    return ran.stdout();
+  }
+
+  /**
+   * Throwaway PostgreSQL, Redis and MinIO inside the toolbox, seeded, backed up, verified and restore-drilled: npm run sandbox in a container. Returns the backups root; fails when a check fails.
    *
    * Example: dagger call sandbox export --path output/backups
    *
-   * @param pgImage Image of the sandbox PostgreSQL server.
-   * @param redisImage Image of the sandbox Redis server.
+   * @param postgresMajor PostgreSQL major of the sandbox server and its tools.
+   * @param redisVersion Redis major.minor of the sandbox server and its tools.
    */
   @func({ cache: "never" })
-  async sandbox(pgImage: string = SANDBOX_POSTGRES_IMAGE, redisImage: string = SANDBOX_REDIS_IMAGE): Promise<Directory> {
-    const r = await daggerSandbox(this.toolbox(), { pgImage, redisImage }, { sanityQueries: SANDBOX_SANITY_QUERIES, samplePatterns: SANDBOX_SAMPLE_PATTERNS });
-    return r.backups;
+  async sandbox(postgresMajor: number = 17, redisVersion: string = "7.4"): Promise<Directory> {
+    const ran = await runCli(toolbox(this.images(), { postgresMajor, redisVersion }), { args: ["sandbox", "--output", BACKUPS] });
+    return ran.directory(BACKUPS);
+  }
+
+  private images() {
+    return { node: this.nodeImage, go: this.goImage };
+  }
+
+  /** Bindings, tool versions and config for the source servers of backup and check. */
+  private async sources(
+    config: File | undefined,
+    a: {
+      pg?: Service; pgUser: string; pgPassword?: Secret; pgDatabases?: string[]; pgGlobals?: boolean; pgJobs?: number;
+      redis?: Service; redisUsername?: string; redisPassword?: Secret;
+      minio?: Service; minioEndpoint?: string; minioAccessKey?: Secret; minioSecretKey?: Secret; minioBuckets?: string[]; minioRegion?: string;
+    },
+  ): Promise<{ config: Record<string, unknown>; bindings: Binding[]; versions: ToolVersions }> {
+    const sections: Sections = {};
+    const bindings: Binding[] = [];
+    const versions: ToolVersions = { postgresMajor: DEFAULT_POSTGRES_MAJOR, redisVersion: DEFAULT_REDIS_VERSION };
+    if (a.pg) {
+      const port = await servicePort(a.pg);
+      versions.postgresMajor = await probePostgresMajor(a.pg, port, a.pgUser, a.pgPassword);
+      sections.postgres = { port, user: a.pgUser, password: a.pgPassword !== undefined, databases: a.pgDatabases, globals: a.pgGlobals, jobs: a.pgJobs };
+      bindings.push({ alias: ALIAS.pg, service: a.pg, secrets: { [SECRET_VAR.pgPassword]: a.pgPassword } });
+    }
+    if (a.redis) {
+      const port = await servicePort(a.redis);
+      versions.redisVersion = await probeRedisVersion(a.redis, port, a.redisUsername, a.redisPassword);
+      sections.redis = { port, username: a.redisUsername, password: a.redisPassword !== undefined };
+      bindings.push({ alias: ALIAS.redis, service: a.redis, secrets: { [SECRET_VAR.redisPassword]: a.redisPassword } });
+    }
+    if (a.minio || a.minioEndpoint) {
+      if (!a.minioAccessKey || !a.minioSecretKey) throw new Error("--minio needs --minio-access-key and --minio-secret-key");
+      sections.minio = { ...(a.minio ? { port: await servicePort(a.minio) } : { endpoint: a.minioEndpoint }), buckets: a.minioBuckets, region: a.minioRegion };
+      bindings.push({ alias: ALIAS.minio, service: a.minio, secrets: { [SECRET_VAR.minioAccessKey]: a.minioAccessKey, [SECRET_VAR.minioSecretKey]: a.minioSecretKey } });
+    }
+    const base = parseConfig(config ? await config.contents() : undefined);
+    return { config: sourceConfig(base, sections), bindings, versions };
   }
 }
