@@ -21,6 +21,8 @@ export type BackupOptions = {
   signal?: AbortSignal;
   /** Run the preflight checks first (default true); a failure stages nothing. */
   preflight?: boolean;
+  /** Recorded as manifest.runner (default "host"). */
+  runner?: Manifest["runner"];
 };
 
 export type BackupResult = {
@@ -85,7 +87,7 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
       const steps: StepResult[] = results.flatMap((r) => r.steps);
       const manifest = buildManifest({
         id: staged.id,
-        runner: "host",
+        runner: opts.runner ?? "host",
         startedAt: startedAt.toISOString(),
         finishedAt: now().toISOString(),
         services: Object.fromEntries(services.map((s, i) => [s, results[i]!.facts])),

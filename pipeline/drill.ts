@@ -29,6 +29,8 @@ export type DrillOptions = {
   signal?: AbortSignal;
   targets?: DrillTargets;
   now?: () => Date;
+  /** Recorded in the summary (default "host"). */
+  runner?: DrillSummary["runner"];
 };
 
 /**
@@ -147,7 +149,7 @@ export async function drillSet(cfg: Config, id: string, dir: string, opts: Drill
   const summary = buildDrillSummary({
     setId: id,
     manifestSha256: set.manifestSha256,
-    runner: "host",
+    runner: opts.runner ?? "host",
     startedAt: startedAt.toISOString(),
     finishedAt: now().toISOString(),
     services: services.map((name, i) => ({ name, result: results[i]! })),

@@ -85,7 +85,7 @@ export function sandboxConfig(s: SandboxServers, output: string, tools: ToolPath
  * into `output`, verified, then restore-drilled into a second set of
  * throwaway servers. All servers are stopped whatever happens.
  */
-export async function runSandbox(opts: { output: string; tools: ToolPaths; progress: Progress; signal?: AbortSignal }): Promise<SandboxResult> {
+export async function runSandbox(opts: { output: string; tools: ToolPaths; progress: Progress; signal?: AbortSignal; runner?: "host" | "dagger" }): Promise<SandboxResult> {
   opts.progress.info("sandbox: starting throwaway PostgreSQL, Redis and MinIO");
   const servers = await startSandboxServers(opts.tools);
   try {
@@ -94,10 +94,10 @@ export async function runSandbox(opts: { output: string; tools: ToolPaths; progr
     );
     await seedSandbox(servers);
     const cfg = sandboxConfig(servers, opts.output, opts.tools);
-    const backup = await backupSet(cfg, { progress: opts.progress, signal: opts.signal });
+    const backup = await backupSet(cfg, { progress: opts.progress, signal: opts.signal, runner: opts.runner });
     const verify = await verifySet(backup.id, backup.dir, { tools: opts.tools, progress: opts.progress });
     if (!verify.ok) return { backup, verify };
-    const drill = await drillSet(cfg, backup.id, backup.dir, { progress: opts.progress, signal: opts.signal });
+    const drill = await drillSet(cfg, backup.id, backup.dir, { progress: opts.progress, signal: opts.signal, runner: opts.runner });
     return { backup, verify, drill };
   } finally {
     await stopSandboxServers(servers);

@@ -8,8 +8,7 @@
  * under aliases, secrets as secret variables, and the backups root as a
  * directory that the call returns for `export --path output/backups`.
  */
-import { object, func, type Directory, type File, type Secret, type Service } from "@dagger.io/dagger";
-import { TOOL_VERSION } from "../pipeline/version.js";
+import { dag, object, func, type Directory, type File, type Secret, type Service } from "@dagger.io/dagger";
 import { parseConfig, sourceConfig, targetConfig, type Sections } from "./config.js";
 import {
   ALIAS,
@@ -53,13 +52,13 @@ export class BackupDrill {
   }
 
   /**
-   * The backup-drill version this module was built from.
+   * The backup-drill version this module was built from (package.json).
    *
    * Example: dagger call version
    */
   @func()
-  version(): string {
-    return TOOL_VERSION;
+  async version(): Promise<string> {
+    return (JSON.parse(await dag.currentModule().source().file("package.json").contents()) as { version: string }).version;
   }
 
   /**

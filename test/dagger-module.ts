@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,7 +9,10 @@ import { fileURLToPath } from "node:url";
  * registers and `dagger functions` shows. Run as the engine's introspection
  * entrypoint runs it: the files of src/ plus the generated client
  * (client.gen.ts; here the 0.21.9 package's, copied under that name), with
- * the module not loaded.
+ * the module not loaded. The engine's introspector sees src/ and the SDK,
+ * nothing else: the files are copied into an empty module directory that
+ * has only node_modules (for @dagger.io/dagger) beside src/ — no pipeline/ —
+ * so a default or type taken from outside src/ fails here as it fails there.
  */
 
 export type ScannedArg = { type: string; optional: boolean; default: unknown; description: string };
@@ -30,14 +33,26 @@ function args(raw: Record<string, RawArg>): Record<string, ScannedArg> {
   );
 }
 
+/** src/*.ts copied alone into `<dir>/src/`: what the engine's introspector gets to read. */
+export function copySrcAlone(dir: string): string[] {
+  const srcDir = fileURLToPath(new URL("../src/", import.meta.url));
+  mkdirSync(join(dir, "src"));
+  symlinkSync(fileURLToPath(new URL("../node_modules", import.meta.url)), join(dir, "node_modules"));
+  return readdirSync(srcDir)
+    .filter((f) => f.endsWith(".ts"))
+    .map((f) => {
+      copyFileSync(join(srcDir, f), join(dir, "src", f));
+      return join(dir, "src", f);
+    });
+}
+
 export async function moduleFunctions(): Promise<{ description?: string; functions: Record<string, ScannedFunction>; constructor: ScannedFunction }> {
   const { scan } = await import("../node_modules/@dagger.io/dagger/dist/src/module/introspector/index.js");
   const dir = mkdtempSync(join(tmpdir(), "bd-scan-"));
   try {
     const client = join(dir, "client.gen.ts");
     copyFileSync(fileURLToPath(new URL("../node_modules/@dagger.io/dagger/dist/src/api/client.gen.d.ts", import.meta.url)), client);
-    const src = fileURLToPath(new URL("../src/index.ts", import.meta.url));
-    const mod = await scan([src, client], "backup-drill", false);
+    const mod = await scan([...copySrcAlone(dir), client], "backup-drill", false);
     const obj = mod.objects.BackupDrill as unknown as { methods: Record<string, RawFn>; _constructor?: { arguments: Record<string, RawArg> } };
     // toJSON resolves every type reference (Secret, Service, ...) against the client.
     const json = JSON.parse(JSON.stringify(mod)) as { description?: string; objects: { BackupDrill: { methods: Record<string, RawFn> } } };

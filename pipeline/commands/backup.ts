@@ -11,9 +11,9 @@ export const backupCommand = defineCommand<GlobalArgs>({
       `Writes <output>/.partial-<id>/, seals it with manifest.json, SHA256SUMS and manifest.sha256, renames it to <output>/<id>/ and then replaces latest.json. A failure in any service removes the staging directory and leaves earlier sets and latest.json untouched.\n\n${EXIT_CODES_EPILOG}`,
     ),
   handler: (args: GlobalArgs) =>
-    runCommand("backup", args, async ({ progress, signal }) => {
+    runCommand("backup", args, async ({ progress, signal, runner }) => {
       const cfg = configFrom(args);
-      const result = await backupSet(cfg, { progress, signal });
+      const result = await backupSet(cfg, { progress, signal, runner });
       return { exitCode: EXIT.ok, json: backupJson(result), human: backupHuman(result) };
     }),
 });

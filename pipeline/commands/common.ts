@@ -54,7 +54,14 @@ export function configFrom(args: GlobalArgs, opts: { resolveSecrets?: boolean } 
   return loadConfig({ configPath: args.config, flags: args, ...opts });
 }
 
-export type CommandContext = { progress: Progress; signal: AbortSignal };
+/** Where this run happens, recorded in manifests and drill summaries: the Dagger toolbox sets BACKUP_DRILL_RUNNER=dagger. */
+export type RunnerName = "host" | "dagger";
+
+export function runnerName(env: NodeJS.ProcessEnv = process.env): RunnerName {
+  return env.BACKUP_DRILL_RUNNER === "dagger" ? "dagger" : "host";
+}
+
+export type CommandContext = { progress: Progress; signal: AbortSignal; runner: RunnerName };
 export type CommandOutcome = { exitCode: number; json: unknown; human: string };
 
 /**
@@ -82,7 +89,7 @@ export async function runCommand(
   process.on("SIGTERM", onSignal);
   let exitCode: number;
   try {
-    const outcome = await fn({ progress, signal: abort.signal });
+    const outcome = await fn({ progress, signal: abort.signal, runner: runnerName() });
     exitCode = outcome.exitCode;
     if (args.json) process.stdout.write(`${JSON.stringify(outcome.json, null, 2)}\n`);
     else if (outcome.human) process.stdout.write(`${outcome.human}\n`);

@@ -22,11 +22,11 @@ export const restoreDrillCommand = defineCommand<DrillArgs>({
         `Verifies the set's checksums first (a corrupt set exits 3 before anything is restored). Starts PostgreSQL, Redis and MinIO on free 127.0.0.1 ports, restores into them, runs the checks, writes restore-drill-summary.json (+ .sha256) into the set, and removes the servers — also on failure, Ctrl-C and SIGTERM.\n\nExit codes: 0 every check passed, 1 the drill could not run, 2 bad input (e.g. a source given as target), 3 a check failed or the set is corrupt, 130/143 interrupted.`,
       ),
   handler: (args: DrillArgs) =>
-    runCommand("restore-drill", args, async ({ progress, signal }) => {
+    runCommand("restore-drill", args, async ({ progress, signal, runner }) => {
       const cfg = configFrom(args, { resolveSecrets: false });
       const targets = args.targetConfig ? targetsFrom(loadTargetConfig(args.targetConfig)) : undefined;
       const set = await resolveSet(cfg.output, args.set);
-      const summary = await drillSet(cfg, set.id, set.dir, { progress, signal, targets });
+      const summary = await drillSet(cfg, set.id, set.dir, { progress, signal, targets, runner });
       return { exitCode: summary.ok ? EXIT.ok : EXIT.integrity, json: summary, human: drillHuman(summary) };
     }),
 });

@@ -11,9 +11,9 @@ export const sandboxCommand = defineCommand<GlobalArgs>({
       `Needs the local tools (scripts/ensure-tools.sh installs them). Servers run on free 127.0.0.1 ports in temp directories and are stopped and removed at the end, also on failure or Ctrl-C. The set lands in the output root (default output/backups); the drill summary is written into it. Exit 0 when the backup verified and every drill check passed, 3 when not.\n\n${EXIT_CODES_EPILOG}`,
     ),
   handler: (args: GlobalArgs) =>
-    runCommand("sandbox", args, async ({ progress, signal }) => {
+    runCommand("sandbox", args, async ({ progress, signal, runner }) => {
       const cfg = configFrom(args, { resolveSecrets: false });
-      const r = await runSandbox({ output: cfg.output, tools: cfg.tools, progress, signal });
+      const r = await runSandbox({ output: cfg.output, tools: cfg.tools, progress, signal, runner });
       const ok = r.verify.ok && r.drill?.ok === true;
       return {
         exitCode: ok ? EXIT.ok : EXIT.integrity,

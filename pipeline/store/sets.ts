@@ -1,8 +1,8 @@
-import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { chmod, cp, mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { IntegrityError, OperationError, UserError } from "../errors.js";
-import { fsyncDir, writeFileAtomic } from "./fsync.js";
+import { fsyncDir, fsyncTree, writeFileAtomic } from "./fsync.js";
 import { PARTIAL_PREFIX, isSetId, setIdFor } from "./ids.js";
 
 export const LATEST_FILE = "latest.json";
@@ -43,18 +43,68 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
- * Make a sealed staging directory a set: fsync, rename `.partial-<id>` to
- * `<id>`, fsync the root, then replace latest.json (temp + rename). Until the
- * rename nothing reads it; until latest.json is replaced the old latest stands.
+ * Make a sealed staging directory a set: modes as the umask says, fsync,
+ * rename `.partial-<id>` to `<id>`, fsync the root, then replace latest.json
+ * (temp + rename). Until the rename nothing reads it; until latest.json is
+ * replaced the old latest stands.
  */
 export async function promoteSet(root: string, staged: Staged, manifestSha256: string, completedAt: Date): Promise<Latest> {
   const finalDir = join(root, staged.id);
+  await normalizeModes(staged.dir);
   await fsyncDir(staged.dir);
-  await rename(staged.dir, finalDir);
+  await moveDir(staged.dir, finalDir, root);
   await fsyncDir(root);
   const latest: Latest = { id: staged.id, path: finalDir, completedAt: completedAt.toISOString(), manifestSha256 };
   await writeFileAtomic(join(root, LATEST_FILE), `${JSON.stringify(latest, null, 2)}\n`);
   return latest;
+}
+
+/**
+ * Tools pick their own modes (pg_dump writes 0700 directories and 0600
+ * files): every directory and file of a set gets the mode the process umask
+ * gives a new one instead, so a set is as readable as anything else the run
+ * writes (under Dagger, 0755 / 0644, which an exported set needs to be read
+ * by a user other than root).
+ */
+export async function normalizeModes(dir: string, umask = process.umask()): Promise<void> {
+  const dirMode = 0o777 & ~umask;
+  const fileMode = 0o666 & ~umask;
+  await chmod(dir, dirMode);
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    const path = join(e.parentPath, e.name);
+    if (e.isDirectory()) await chmod(path, dirMode);
+    else if (e.isFile()) await chmod(path, fileMode);
+  }
+}
+
+/** The name a staged set is copied to when it cannot be renamed (see moveDir); listed as a partial of its id. */
+export const PROMOTE_COPY_SUFFIX = ".copy";
+
+/**
+ * rename(2) a directory; when the kernel refuses with EXDEV (the staging
+ * directory is on another filesystem, or is a lower layer of an overlay
+ * mount, as in a container whose output root came from an earlier layer),
+ * copy it beside the target under a partial name, fsync the copy, rename the
+ * copy into place and only then remove the original.
+ */
+export async function moveDir(from: string, to: string, root: string): Promise<void> {
+  try {
+    await rename(from, to);
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
+  }
+  const copy = join(root, `${PARTIAL_PREFIX}${to.slice(root.length + 1)}${PROMOTE_COPY_SUFFIX}`);
+  await rm(copy, { recursive: true, force: true });
+  try {
+    await cp(from, copy, { recursive: true, preserveTimestamps: true, errorOnExist: true, force: false });
+    await fsyncTree(copy);
+    await rename(copy, to);
+  } catch (err) {
+    await rm(copy, { recursive: true, force: true });
+    throw err;
+  }
+  await rm(from, { recursive: true, force: true });
 }
 
 /** Remove a staging directory after a failed run. */
@@ -90,8 +140,10 @@ export async function listSetDirs(root: string): Promise<SetEntry[]> {
   for (const e of entries) {
     if (!e.isDirectory()) continue;
     if (isSetId(e.name)) out.push({ id: e.name, dir: join(root, e.name), partial: false });
-    else if (e.name.startsWith(PARTIAL_PREFIX) && isSetId(e.name.slice(PARTIAL_PREFIX.length))) {
-      out.push({ id: e.name.slice(PARTIAL_PREFIX.length), dir: join(root, e.name), partial: true });
+    else if (e.name.startsWith(PARTIAL_PREFIX)) {
+      const rest = e.name.slice(PARTIAL_PREFIX.length);
+      const id = rest.endsWith(PROMOTE_COPY_SUFFIX) ? rest.slice(0, -PROMOTE_COPY_SUFFIX.length) : rest;
+      if (isSetId(id)) out.push({ id, dir: join(root, e.name), partial: true });
     }
   }
   return out.sort((a, b) => a.id.localeCompare(b.id));
