@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (tsx), the same files the Dagger module imports.
+// Runs the TypeScript sources directly (tsx): on a host, and in the Dagger toolbox.
 import { register } from "tsx/esm/api";
 
 register();

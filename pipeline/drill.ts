@@ -16,7 +16,7 @@ import { Secret } from "./secret.js";
 import { startMinio, startPostgres, startRedis } from "./throwaway/servers.js";
 import { requireVerified } from "./verify.js";
 
-/** Servers to drill into instead of throwaway ones (the Dagger runner passes its services). */
+/** Servers to drill into instead of throwaway ones (restore-drill --target-config). */
 export type DrillTargets = {
   postgres?: PostgresTarget;
   /** A server already started on the set's dump.rdb. */
@@ -42,7 +42,7 @@ export function refuseSourceTargets(cfg: Config, targets: DrillTargets): void {
   if (first) throw new UserError(`drill target ${first} is a configured backup source; a drill only restores into throwaway servers`);
 }
 
-/** One service's drill outcome from its checks (exported for the Dagger runner's glue). */
+/** One service's drill outcome from its checks (restore reports the same way). */
 export function serviceResult(restoreMs: number, checksStarted: number, version: string, checks: DrillCheck[]): DrillService {
   return { ok: checks.every((c) => c.ok), restoreMs, checksMs: Date.now() - checksStarted, target: { version }, checks };
 }

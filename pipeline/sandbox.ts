@@ -37,7 +37,7 @@ export async function seedSandbox(s: SandboxServers): Promise<void> {
   ]);
 }
 
-/** What the drill asks of the sandbox dataset (the Dagger sandbox uses the same). */
+/** What the drill asks of the sandbox dataset. */
 export const SANDBOX_SANITY_QUERIES: SanityQuery[] = [
   { name: "customers exist", database: "app", sql: "SELECT count(*) FROM customers", expect: { min: 1 } },
   { name: "every order has a customer", database: "app", sql: "SELECT count(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL", expect: { equals: 0 } },
