@@ -116,7 +116,17 @@ export async function minioFingerprint(client: Minio.Client, bucket: string, pre
   return out;
 }
 
-const preview = (v: string) => (v.length > 60 ? `${v.slice(0, 57)}...` : v);
+/** A value for a failure message: base64 parts shown as text where they are text, cut to 60 characters. */
+function preview(value: string): string {
+  const text = (x: unknown): unknown => {
+    if (Array.isArray(x)) return x.map(text);
+    if (typeof x !== "string") return x;
+    const b = Buffer.from(x, "base64");
+    return Buffer.from(b.toString("utf8"), "utf8").equals(b) ? b.toString("utf8") : `base64:${x}`;
+  };
+  const v = JSON.stringify(text(JSON.parse(value)));
+  return v.length > 60 ? `${v.slice(0, 57)}...` : v;
+}
 
 /** Same keys, types and values; expiry moments within one 10 s step of each other. */
 export function sameRedis(a: RedisPrint, b: RedisPrint): { ok: boolean; differences: string[] } {
