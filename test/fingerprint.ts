@@ -33,7 +33,7 @@ export async function pgFingerprint(t: PgTarget, db: string): Promise<Record<str
 /**
  * Every key of a db: type, value and TTL. Values are fetched type by type
  * with plain commands on a connection of our own and kept as canonical text
- * (base64 parts; sets and hashes sorted, since their order is the server's
+ * (JSON of base64 parts; sets and hashes sorted, since their order is the server's
  * own): nothing here shares code with backup-drill's key digests, so a broken
  * digest cannot make two different servers look the same. A TTL ticks down
  * between two reads, so it is kept as the moment the key expires, to 10 s:
@@ -49,10 +49,10 @@ async function redisClient(t: RedisTarget, db: number): Promise<Redis> {
 }
 
 const b64 = (x: Buffer) => x.toString("base64");
-/** [a, b, c, d] -> [[f(a), g(b)], [f(c), g(d)]] */
-function pairs(flat: Buffer[], second: (b: Buffer) => string = b64): [string, string][] {
+/** [a, b, c, d] -> [[a, b], [c, d]], base64 */
+function pairs(flat: Buffer[]): [string, string][] {
   const out: [string, string][] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) out.push([b64(flat[i]!), second(flat[i + 1]!)]);
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([b64(flat[i]!), b64(flat[i + 1]!)]);
   return out;
 }
 const byFirst = (a: [string, string], b: [string, string]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
@@ -68,12 +68,12 @@ export async function redisValue(c: Redis, key: Buffer, type: string): Promise<s
       return JSON.stringify((await c.smembersBuffer(key)).map(b64).sort());
     case "zset":
       // Members in score order, ties by member: the order is part of the value. Scores as the server prints them.
-      return JSON.stringify(pairs((await c.callBuffer("ZRANGE", key, "0", "-1", "WITHSCORES")) as Buffer[], (s) => s.toString()));
+      return JSON.stringify(pairs((await c.callBuffer("ZRANGE", key, "0", "-1", "WITHSCORES")) as Buffer[]));
     case "hash":
       return JSON.stringify(pairs((await c.callBuffer("HGETALL", key)) as Buffer[]).sort(byFirst));
     case "stream": {
       const entries = (await c.callBuffer("XRANGE", key, "-", "+")) as [Buffer, Buffer[]][];
-      return JSON.stringify(entries.map(([id, fields]) => [id.toString(), fields.map(b64)]));
+      return JSON.stringify(entries.map(([id, fields]) => [b64(id), fields.map(b64)]));
     }
     default:
       throw new Error(`redisFingerprint: key ${JSON.stringify(key.toString())} has type ${type}, which it cannot compare`);
