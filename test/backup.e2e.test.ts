@@ -10,7 +10,8 @@ import { ManifestSchema, type Manifest } from "../pipeline/manifest.js";
 import { sha256Hex } from "../pipeline/hash.js";
 import { startRedis } from "../pipeline/throwaway/servers.js";
 import { runCli } from "./cli.js";
-import { ArgvSampler, filesContaining } from "./secrets.js";
+import { ArgvSampler } from "./procs.js";
+import { filesContaining } from "./secrets.js";
 import { secretEnv, secretValues, useServers, useTempDir, writeCliConfig } from "./services/index.js";
 
 const servers = useServers();
@@ -36,8 +37,8 @@ describe("backup and verify against real PostgreSQL, Redis and MinIO", () => {
     config = writeCliConfig(tmp(), servers(), output);
     env = secretEnv(servers());
     treeBefore = listTree(tmp());
-    const sampler = new ArgvSampler().start();
-    const r = await runCli(["backup", "--config", config, "--json"], { env });
+    const sampler = new ArgvSampler();
+    const r = await runCli(["backup", "--config", config, "--json"], { env, onSpawn: (pid) => sampler.start(pid) });
     argvSeen = sampler.stop();
     backupOut = r;
     expect(r.stderr).toContain("backup"); // progress went to stderr
@@ -168,6 +169,7 @@ describe("backup and verify against real PostgreSQL, Redis and MinIO", () => {
   });
 
   it("keeps every secret out of files, output and the argv of every process it spawned", () => {
+    // argvSeen holds the command lines of the CLI and its descendants only: no other program can fill or spoil it.
     const secrets = secretValues(servers());
     expect(filesContaining(output, secrets)).toEqual([]);
     for (const s of secrets) {

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
-import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { backupSet } from "../pipeline/backup.js";
@@ -11,16 +12,19 @@ import { ManifestSchema, writeManifest, type Manifest } from "../pipeline/manife
 import { silentProgress } from "../pipeline/progress.js";
 import { sandboxConfig } from "../pipeline/sandbox.js";
 import { BIN, REPO, runCli } from "./cli.js";
-import { throwawayServerPids } from "./secrets.js";
+import { isDescendant, processesUnder, serversUnder } from "./procs.js";
 import { secretEnv, secretValues, useServers, useTempDir, writeCliConfig } from "./services/index.js";
 
 const servers = useServers();
 const tmp = useTempDir("drill");
 
-/** New backup-drill temp dirs under /tmp (server data dirs). */
+/** backup-drill temp dirs (server data, mc config) in this test's own TMPDIR, where every one the CLI makes goes. */
 function tempDirs(): string[] {
-  return readdirSync("/tmp").filter((n) => /^backup-drill-(pg|redis|minio|mc)-/.test(n));
+  return readdirSync(tmpdir()).filter((n) => n.startsWith("backup-drill-"));
 }
+
+/** Processes still running that this test's CLI started: they inherited its TMPDIR or run in it. */
+const leftoverProcesses = () => processesUnder(tmpdir()).map((p) => `${p.pid} ${p.cmd}`);
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -71,8 +75,6 @@ describe("restore-drill", () => {
   });
 
   it("passes every check on a fresh backup, writes a valid summary, and leaves nothing running", async () => {
-    const pidsBefore = throwawayServerPids();
-    const dirsBefore = tempDirs();
     const r = await runCli(["restore-drill", "--config", config, "--json"], { env });
     expect(r.code, r.stderr).toBe(0);
     const summary = DrillSummarySchema.parse(JSON.parse(r.stdout));
@@ -99,8 +101,8 @@ describe("restore-drill", () => {
     expect(human.stdout).toMatch(/PASSED — \d+\/\d+ checks passed/);
     expect(human.stdout).toMatch(/restore time \(RTO\): postgres [\d.]+s, redis [\d.]+s, minio [\d.]+s/);
     // Nothing left behind.
-    expect(throwawayServerPids().filter((p) => !pidsBefore.includes(p))).toEqual([]);
-    expect(tempDirs().filter((d) => !dirsBefore.includes(d))).toEqual([]);
+    expect(leftoverProcesses()).toEqual([]);
+    expect(tempDirs()).toEqual([]);
     const secrets = secretValues(servers());
     for (const out of [r.stdout, r.stderr, human.stdout, human.stderr, readFileSync(join(setDir, "restore-drill-summary.json"), "utf8")]) {
       for (const s of secrets) expect(out).not.toContain(s);
@@ -171,35 +173,32 @@ describe("restore-drill", () => {
     const bytes = readFileSync(join(root, setId, dat));
     bytes[10]! ^= 0xff;
     writeFileSync(join(root, setId, dat), bytes);
-    const pidsBefore = throwawayServerPids();
-    const summaryBefore = readFileSync(join(root, setId, "restore-drill-summary.json"));
+    const summaryPath = join(root, setId, "restore-drill-summary.json");
+    const summaryBefore = existsSync(summaryPath) ? readFileSync(summaryPath) : undefined; // there is one when an earlier test drilled the set
     const r = await runCli(["restore-drill", "--config", config, "--output", root, "--set", setId], { env });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(`${dat} (checksum-mismatch)`);
     expect(r.stderr).toMatch(/nothing restored/);
     expect(r.stderr).not.toMatch(/drill (postgres|redis|minio):/);
-    expect(throwawayServerPids().filter((p) => !pidsBefore.includes(p))).toEqual([]);
-    expect(readFileSync(join(root, setId, "restore-drill-summary.json")).equals(summaryBefore)).toBe(true); // not rewritten
+    expect(leftoverProcesses()).toEqual([]);
+    expect(tempDirs()).toEqual([]);
+    expect(existsSync(summaryPath) ? readFileSync(summaryPath) : undefined).toEqual(summaryBefore); // not written, nor rewritten
   });
 
   it("no server, port or temp dir survives a failed check", async () => {
     const root = await resealedCopy("leftovers-failed", (m) => {
       m.services.postgres!.databases.find((d) => d.name === "analytics")!.tables[0]!.rows = 1;
     });
-    const pidsBefore = throwawayServerPids();
-    const dirsBefore = tempDirs();
     const r = await runCli(["restore-drill", "--config", config, "--output", root], { env });
     expect(r.code).toBe(3);
     const ports = [...r.stderr.matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
     expect(ports.length).toBeGreaterThan(0);
     for (const p of ports) expect(await portOpen(p), `port ${p}`).toBe(false);
-    expect(throwawayServerPids().filter((p) => !pidsBefore.includes(p))).toEqual([]);
-    expect(tempDirs().filter((d) => !dirsBefore.includes(d))).toEqual([]);
+    expect(leftoverProcesses()).toEqual([]);
+    expect(tempDirs()).toEqual([]);
   });
 
   it("SIGTERM in the middle of a restore stops every server and removes its data", async () => {
-    const pidsBefore = throwawayServerPids();
-    const dirsBefore = tempDirs();
     const child = spawn(process.execPath, [BIN, "restore-drill", "--config", config], { cwd: REPO, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     let sawServersRunning = 0;
@@ -208,19 +207,19 @@ describe("restore-drill", () => {
       child.stderr.on("data", (d: Buffer) => {
         stderr += d;
         if (/postgres\/restore\/\S+: started/.test(stderr) && !child.killed) {
-          sawServersRunning = throwawayServerPids().filter((p) => !pidsBefore.includes(p)).length;
+          sawServersRunning = serversUnder(tmpdir()).filter((p) => isDescendant(p.pid, child.pid!)).length;
           child.kill("SIGTERM");
           resolve();
         }
       });
     });
     const code = await exited;
-    expect(sawServersRunning).toBeGreaterThan(0); // the signal really came mid-drill
+    expect(sawServersRunning).toBeGreaterThan(0); // the signal really came mid-drill, with this CLI's own servers up
     expect(code).toBe(143);
     const ports = [...stderr.matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
     for (const p of ports) expect(await portOpen(p), `port ${p}`).toBe(false);
-    expect(throwawayServerPids().filter((p) => !pidsBefore.includes(p))).toEqual([]);
-    expect(tempDirs().filter((d) => !dirsBefore.includes(d))).toEqual([]);
+    expect(leftoverProcesses()).toEqual([]);
+    expect(tempDirs()).toEqual([]);
   });
 
   it("refuses a configured backup source as the drill target (exit 2)", async () => {

@@ -115,3 +115,9 @@ export class ArgvSampler {
     return [...this.seen.values()];
   }
 }
+
+/** Is `pid` a descendant of `root` (following parents up to init)? */
+export function isDescendant(pid: number, root: number): boolean {
+  for (let p: number | undefined = parentOf(pid); p !== undefined && p > 1; p = parentOf(p)) if (p === root) return true;
+  return false;
+}
