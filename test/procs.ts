@@ -121,3 +121,8 @@ export function isDescendant(pid: number, root: number): boolean {
   for (let p: number | undefined = parentOf(pid); p !== undefined && p > 1; p = parentOf(p)) if (p === root) return true;
   return false;
 }
+
+/** Direct children of `pid` (for instance the fork of a Redis server that is writing a BGSAVE). */
+export function childrenOf(pid: number): number[] {
+  return pids().filter((p) => parentOf(p) === pid);
+}
