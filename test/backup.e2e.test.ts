@@ -320,6 +320,7 @@ describe("backup and verify against real PostgreSQL, Redis and MinIO", () => {
       expect(first!.stderr).toMatch(/\.lock is held by pid \d+/);
     } finally {
       writeFileSync(join(gate, "go"), "");
+      await Promise.allSettled(runs); // a failed expectation above still lets both runs end on their own
     }
     const codes = (await Promise.all(runs)).map((r) => r.code).sort();
     expect(codes).toEqual([0, 4]);
