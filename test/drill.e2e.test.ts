@@ -121,11 +121,19 @@ describe("restore-drill", () => {
     for (const s of ["postgres", "redis", "minio"] as const) {
       const got = summary.services[s]!;
       expect(got.checks.map(({ durationMs: _d, detail: _x, ...c }) => c).sort(bySubject), s).toEqual(expected[s].sort(bySubject));
-      // Times: each service restored within the drill's own wall time, each check within its service's check time.
+      // Times: each service restored and then checked within the drill's own wall time, each check within its service's check time.
       expect(got.restoreMs, s).toBeGreaterThan(0);
-      expect(got.restoreMs, s).toBeLessThanOrEqual(Date.parse(summary.finishedAt) - Date.parse(summary.startedAt));
+      expect(got.restoreMs + got.checksMs, s).toBeLessThanOrEqual(Date.parse(summary.finishedAt) - Date.parse(summary.startedAt));
       for (const c of got.checks) expect(c.durationMs, c.subject).toBeLessThanOrEqual(got.checksMs);
     }
+    // PostgreSQL's restore time is the span its own progress shows: from "restoring" to the last pg_restore done.
+    const at = (re: RegExp) => [...r.stderr.matchAll(re)].map((m) => Number(m[1]) * 1000);
+    const began = at(/^\[\s*([\d.]+)s\] drill postgres: restoring into /gm);
+    const ended = at(/^\[\s*([\d.]+)s\] postgres\/restore\/\S+: done in /gm);
+    expect([began.length, ended.length], r.stderr).toEqual([1, 3]);
+    const span = Math.max(...ended) - began[0]!;
+    expect(summary.services.postgres!.restoreMs).toBeGreaterThanOrEqual(span - 100); // stamps have 0.1 s steps
+    expect(summary.services.postgres!.restoreMs).toBeLessThanOrEqual(span + 350);
     expect(Date.parse(summary.startedAt)).toBeGreaterThanOrEqual(t0);
     expect(Date.parse(summary.finishedAt)).toBeLessThanOrEqual(t1);
     const n = expected.postgres.length + expected.redis.length + expected.minio.length;
