@@ -1,20 +1,33 @@
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { connectRedis } from "../probes/redis.js";
+import { connectRedis, parseInfo } from "../probes/redis.js";
 import { describeObjects, listObjects, minioClient, objectAttributes } from "../probes/minio.js";
 import { readListing } from "../pipeline/listing.js";
 import { ManifestSchema, type Manifest } from "../pipeline/manifest.js";
 import { sha256Hex } from "../pipeline/hash.js";
 import { startRedis } from "../pipeline/throwaway/servers.js";
-import { runCli } from "./cli.js";
-import { ArgvSampler, filesContaining } from "./secrets.js";
+import { resolveTool } from "../pipeline/tools.js";
+import { runCli, type CliResult } from "./cli.js";
+import { ArgvSampler, childrenOf } from "./procs.js";
+import { filesContaining } from "./secrets.js";
 import { secretEnv, secretValues, useServers, useTempDir, writeCliConfig } from "./services/index.js";
 
 const servers = useServers();
 const tmp = useTempDir("backup");
+
+/** Poll `probe` until it gives a truthy value, and return that value; fail after `ms`. */
+async function until<T>(probe: () => T | Promise<T>, ms: number): Promise<NonNullable<T>> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`condition not reached within ${ms / 1000}s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 function listTree(root: string): string[] {
   return (readdirSync(root, { recursive: true }) as string[]).map(String).sort();
@@ -36,8 +49,8 @@ describe("backup and verify against real PostgreSQL, Redis and MinIO", () => {
     config = writeCliConfig(tmp(), servers(), output);
     env = secretEnv(servers());
     treeBefore = listTree(tmp());
-    const sampler = new ArgvSampler().start();
-    const r = await runCli(["backup", "--config", config, "--json"], { env });
+    const sampler = new ArgvSampler();
+    const r = await runCli(["backup", "--config", config, "--json"], { env, onSpawn: (pid) => sampler.start(pid) });
     argvSeen = sampler.stop();
     backupOut = r;
     expect(r.stderr).toContain("backup"); // progress went to stderr
@@ -168,6 +181,7 @@ describe("backup and verify against real PostgreSQL, Redis and MinIO", () => {
   });
 
   it("keeps every secret out of files, output and the argv of every process it spawned", () => {
+    // argvSeen holds the command lines of the CLI and its descendants only: no other program can fill or spoil it.
     const secrets = secretValues(servers());
     expect(filesContaining(output, secrets)).toEqual([]);
     for (const s of secrets) {
@@ -283,22 +297,61 @@ describe("backup and verify against real PostgreSQL, Redis and MinIO", () => {
   });
 
   it("two backups started together: one succeeds, the other exits 4", async () => {
-    const [a, b] = await Promise.all([runCli(["backup", "--config", config, "--quiet"], { env }), runCli(["backup", "--config", config, "--quiet"], { env })]);
-    expect([a.code, b.code].sort()).toEqual([0, 4]);
-    expect([a, b].find((r) => r.code === 4)!.stderr).toMatch(/\.lock is held by pid \d+/);
+    // Whichever gets the lock is held at its first pg_dump until the other has exited, however late
+    // that one starts: the outcome depends on the lock alone, not on the machine's load.
+    const gate = join(tmp(), "gate");
+    mkdirSync(gate);
+    const wrapper = join(tmp(), "gated-pg_dump");
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\n[ "$1" = "--version" ] || { : > "${gate}/entered.$PPID"; while [ ! -e "${gate}/go" ]; do sleep 0.05; done; }\nexec ${resolveTool("pg_dump")} "$@"\n`,
+    );
+    chmodSync(wrapper, 0o755);
+    const gated = writeCliConfig(tmp(), servers(), output, { tools: { pg_dump: wrapper } });
+    const entered = () => readdirSync(gate).filter((n) => n.startsWith("entered."));
+    const runs = [0, 1].map(() => runCli(["backup", "--config", gated, "--quiet"], { env }));
+    let first: CliResult | undefined;
+    for (const r of runs) void r.then((res) => (first ??= res));
+    try {
+      // The first to finish must be the loser; two runs inside pg_dump at once would mean both hold the lock.
+      await until(() => first !== undefined || entered().length > 1, 170_000);
+      expect(entered().length, "runs past the lock at once").toBeLessThanOrEqual(1);
+      expect(first!.code, first!.stderr).toBe(4);
+      expect(first!.stderr).toMatch(/\.lock is held by pid \d+/);
+    } finally {
+      writeFileSync(join(gate, "go"), "");
+      await Promise.allSettled(runs); // a failed expectation above still lets both runs end on their own
+    }
+    const codes = (await Promise.all(runs)).map((r) => r.code).sort();
+    expect(codes).toEqual([0, 4]);
+    expect(entered()).toHaveLength(1);
   });
 
   it("a BGSAVE already in progress is joined, not an error", async () => {
-    // Make the next BGSAVE slow enough to still be running when the backup asks for one.
-    const client = await connectRedis(servers().redis);
+    const redis = servers().redis;
+    const client = await connectRedis(redis);
+    let paused: number | undefined;
     try {
-      await client.config("SET", "rdb-key-save-delay", "10000"); // microseconds per key: ~6.5 s for the seeded keys
+      // A slow save, paused as soon as it forks: it is still running whenever the CLI gets to ask for one.
+      await client.config("SET", "rdb-key-save-delay", "10000"); // microseconds per key
       await client.bgsave();
-      const r = await runCli(["backup", "--config", config, "--json", "--quiet"], { env });
+      const saver = await until(() => childrenOf(redis.pid)[0], 10_000);
+      process.kill(saver, "SIGSTOP");
+      paused = saver;
+      expect(parseInfo(await client.info("persistence")).rdb_bgsave_in_progress).toBe("1");
+      const refused = async () => Number(/cmdstat_bgsave:.*failed_calls=(\d+)/.exec(await client.info("commandstats"))?.[1] ?? 0);
+      const refusedBefore = await refused();
+      const run = runCli(["backup", "--config", config, "--json", "--quiet"], { env });
+      // The CLI has asked for its BGSAVE and been told one is in progress: only now may the save go on.
+      await until(async () => (await refused()) > refusedBefore, 170_000);
+      process.kill(saver, "SIGCONT");
+      paused = undefined;
+      const r = await run;
       expect(r.code, r.stderr).toBe(0);
       const m = JSON.parse(readFileSync(join(output, JSON.parse(r.stdout).id, "manifest.json"), "utf8"));
       expect(m.services.redis.bgsave.joinedRunning).toBe(true);
     } finally {
+      if (paused) process.kill(paused, "SIGCONT"); // still our server's paused fork: let it finish
       await client.config("SET", "rdb-key-save-delay", "0");
       client.disconnect();
     }

@@ -1,21 +1,21 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig, redactConfig } from "../pipeline/config.js";
 import { UserError } from "../pipeline/errors.js";
 import { Secret } from "../pipeline/secret.js";
 import { runCli } from "./cli.js";
+import { useTempDir } from "./services/index.js";
 
-const dir = mkdtempSync(join(tmpdir(), "backup-drill-config-"));
+const tmp = useTempDir("config");
 function file(content: unknown): string {
-  const p = join(dir, `c-${Math.random().toString(36).slice(2)}.json`);
+  const p = join(tmp(), `c-${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(p, typeof content === "string" ? content : JSON.stringify(content));
   return p;
 }
 function loadError(content: unknown, env: Record<string, string> = {}): string {
   try {
-    loadConfig({ configPath: file(content), env, cwd: dir });
+    loadConfig({ configPath: file(content), env, cwd: tmp() });
   } catch (err) {
     expect(err).toBeInstanceOf(UserError);
     return (err as Error).message;
@@ -25,23 +25,23 @@ function loadError(content: unknown, env: Record<string, string> = {}): string {
 
 describe("config", () => {
   it("fills defaults and resolves env: and file: references", () => {
-    const pw = join(dir, "pw.txt");
+    const pw = join(tmp(), "pw.txt");
     writeFileSync(pw, "from-file\n");
     const cfg = loadConfig({
       configPath: file({ postgres: { password: "env:PGPW" }, redis: { password: `file:${pw}` }, minio: { accessKey: "admin", secretKey: "env:MS" } }),
       env: { PGPW: "from-env", MS: "minio-secret" },
-      cwd: dir,
+      cwd: tmp(),
     });
     expect(cfg.postgres).toMatchObject({ host: "127.0.0.1", port: 5432, user: "postgres", jobs: 2, globals: false });
     expect(cfg.postgres!.password!.reveal()).toBe("from-env");
     expect(cfg.redis!.password!.reveal()).toBe("from-file");
     expect(cfg.redis!.bgsaveTimeoutMs).toBe(600_000);
     expect(cfg.minio!.secretKey.reveal()).toBe("minio-secret");
-    expect(cfg.output).toBe(join(dir, "output/backups"));
+    expect(cfg.output).toBe(join(tmp(), "output/backups"));
   });
 
   it("never prints a secret: toString, JSON and the redacted config show references only", () => {
-    const cfg = loadConfig({ configPath: file({ postgres: { password: "env:PGPW" } }), env: { PGPW: "hunter2-secret" }, cwd: dir });
+    const cfg = loadConfig({ configPath: file({ postgres: { password: "env:PGPW" } }), env: { PGPW: "hunter2-secret" }, cwd: tmp() });
     const s = cfg.postgres!.password!;
     expect(String(s)).toBe("[redacted]");
     expect(JSON.stringify(cfg)).not.toContain("hunter2-secret");
@@ -55,7 +55,7 @@ describe("config", () => {
       configPath: path,
       env: { BACKUP_DRILL_PG_HOST: "from-env", BACKUP_DRILL_PG_PORT: "6000" },
       flags: { "pg-port": "7000" },
-      cwd: dir,
+      cwd: tmp(),
     });
     expect(cfg.postgres!.host).toBe("from-env");
     expect(cfg.postgres!.port).toBe(7000);
@@ -76,14 +76,14 @@ describe("config", () => {
   });
 
   it("refuses an unreadable secret file, naming field and path", () => {
-    const msg = loadError({ minio: { accessKey: "a", secretKey: `file:${join(dir, "no-such-file")}` } });
+    const msg = loadError({ minio: { accessKey: "a", secretKey: `file:${join(tmp(), "no-such-file")}` } });
     expect(msg).toMatch(/minio\.secretKey: cannot read secret file .*no-such-file: ENOENT/);
   });
 
   it("refuses an unreadable config file", () => {
     // A directory cannot be read as a file, whoever runs the test (root reads any mode-000 file).
-    expect(() => loadConfig({ configPath: dir, cwd: dir })).toThrow(/config .*: cannot read: EISDIR/);
-    expect(() => loadConfig({ configPath: join(dir, "missing.json"), cwd: dir })).toThrow(/cannot read: ENOENT/);
+    expect(() => loadConfig({ configPath: tmp(), cwd: tmp() })).toThrow(/config .*: cannot read: EISDIR/);
+    expect(() => loadConfig({ configPath: join(tmp(), "missing.json"), cwd: tmp() })).toThrow(/cannot read: ENOENT/);
   });
 
   it("CLI: bad config exits 2 with one line on stderr and no stack trace", async () => {
@@ -109,7 +109,7 @@ describe("config", () => {
   });
 
   it("CLI: no service configured exits 2", async () => {
-    const r = await runCli(["backup", "--config", file({}), "--output", join(dir, "out")]);
+    const r = await runCli(["backup", "--config", file({}), "--output", join(tmp(), "out")]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no service configured/);
   });

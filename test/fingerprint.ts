@@ -4,9 +4,10 @@
  */
 import type * as Minio from "minio";
 import { createHash } from "node:crypto";
+import { Redis } from "ioredis";
 import { connectPostgres, quoteIdent, type PgTarget } from "../probes/postgres.js";
 import { listObjects, objectAttributes } from "../probes/minio.js";
-import { connectRedis, digestKey, type RedisTarget } from "../probes/redis.js";
+import type { RedisTarget } from "../probes/redis.js";
 
 /** Per user table: exact row count and md5 of every row's text, in a stable order. */
 export async function pgFingerprint(t: PgTarget, db: string): Promise<Record<string, { rows: number; md5: string }>> {
@@ -30,14 +31,57 @@ export async function pgFingerprint(t: PgTarget, db: string): Promise<Record<str
 }
 
 /**
- * Every key of a db: type, value digest and TTL. A TTL ticks down between two
- * reads, so it is kept as the moment the key expires, to 10 s: compare with
- * sameRedis(), which allows one step of that rounding.
+ * Every key of a db: type, value and TTL. Values are fetched type by type
+ * with plain commands on a connection of our own and kept as canonical text
+ * (JSON of base64 parts; sets and hashes sorted, since their order is the server's
+ * own): nothing here shares code with backup-drill's key digests, so a broken
+ * digest cannot make two different servers look the same. A TTL ticks down
+ * between two reads, so it is kept as the moment the key expires, to 10 s:
+ * compare with sameRedis(), which allows one step of that rounding.
  */
-export type RedisPrint = Record<string, { type: string; digest: string; expiresAt: "never" | number }>;
+export type RedisPrint = Record<string, { type: string; value: string; expiresAt: "never" | number }>;
+
+async function redisClient(t: RedisTarget, db: number): Promise<Redis> {
+  const c = new Redis({ host: t.host, port: t.port, username: t.username, password: t.password?.reveal(), db, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  c.on("error", () => {}); // a failed connect rejects below; the event would only be logged
+  await c.connect();
+  return c;
+}
+
+const b64 = (x: Buffer) => x.toString("base64");
+/** [a, b, c, d] -> [[a, b], [c, d]], base64 */
+function pairs(flat: Buffer[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([b64(flat[i]!), b64(flat[i + 1]!)]);
+  return out;
+}
+const byFirst = (a: [string, string], b: [string, string]) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+/** A key's value as canonical text; throws on a type it does not know rather than calling it equal. */
+export async function redisValue(c: Redis, key: Buffer, type: string): Promise<string> {
+  switch (type) {
+    case "string":
+      return JSON.stringify(b64((await c.getBuffer(key)) ?? Buffer.alloc(0)));
+    case "list":
+      return JSON.stringify((await c.lrangeBuffer(key, 0, -1)).map(b64));
+    case "set":
+      return JSON.stringify((await c.smembersBuffer(key)).map(b64).sort());
+    case "zset":
+      // Members in score order, ties by member: the order is part of the value. Scores as the server prints them.
+      return JSON.stringify(pairs((await c.callBuffer("ZRANGE", key, "0", "-1", "WITHSCORES")) as Buffer[]));
+    case "hash":
+      return JSON.stringify(pairs((await c.callBuffer("HGETALL", key)) as Buffer[]).sort(byFirst));
+    case "stream": {
+      const entries = (await c.callBuffer("XRANGE", key, "-", "+")) as [Buffer, Buffer[]][];
+      return JSON.stringify(entries.map(([id, fields]) => [b64(id), fields.map(b64)]));
+    }
+    default:
+      throw new Error(`redisFingerprint: key ${JSON.stringify(key.toString())} has type ${type}, which it cannot compare`);
+  }
+}
 
 export async function redisFingerprint(t: RedisTarget, db: number): Promise<RedisPrint> {
-  const c = await connectRedis(t, db);
+  const c = await redisClient(t, db);
   try {
     const out: RedisPrint = {};
     let cursor = "0";
@@ -45,8 +89,12 @@ export async function redisFingerprint(t: RedisTarget, db: number): Promise<Redi
       const [next, keys] = (await c.callBuffer("SCAN", cursor, "COUNT", "500")) as [Buffer, Buffer[]];
       cursor = next.toString();
       for (const k of keys) {
-        const d = await digestKey(c, k);
-        out[k.toString("base64")] = { type: d.type, digest: d.digest, expiresAt: d.ttlMs < 0 ? "never" : Math.round((Date.now() + d.ttlMs) / 10_000) };
+        const type = await c.type(k);
+        if (type === "none") continue; // expired since the SCAN
+        const value = await redisValue(c, k, type);
+        const ttlMs = await c.pttl(k);
+        if (ttlMs === -2) continue;
+        out[k.toString("base64")] = { type, value, expiresAt: ttlMs < 0 ? "never" : Math.round((Date.now() + ttlMs) / 10_000) };
       }
     } while (cursor !== "0");
     return out;
@@ -68,6 +116,18 @@ export async function minioFingerprint(client: Minio.Client, bucket: string, pre
   return out;
 }
 
+/** A value for a failure message: base64 parts shown as text where they are text, cut to 60 characters. */
+function preview(value: string): string {
+  const text = (x: unknown): unknown => {
+    if (Array.isArray(x)) return x.map(text);
+    if (typeof x !== "string") return x;
+    const b = Buffer.from(x, "base64");
+    return Buffer.from(b.toString("utf8"), "utf8").equals(b) ? b.toString("utf8") : `base64:${x}`;
+  };
+  const v = JSON.stringify(text(JSON.parse(value)));
+  return v.length > 60 ? `${v.slice(0, 57)}...` : v;
+}
+
 /** Same keys, types and values; expiry moments within one 10 s step of each other. */
 export function sameRedis(a: RedisPrint, b: RedisPrint): { ok: boolean; differences: string[] } {
   const differences: string[] = [];
@@ -76,7 +136,8 @@ export function sameRedis(a: RedisPrint, b: RedisPrint): { ok: boolean; differen
     const y = b[k];
     const name = Buffer.from(k, "base64").toString("utf8");
     if (!x || !y) differences.push(`${name}: only on ${x ? "the first" : "the second"}`);
-    else if (x.type !== y.type || x.digest !== y.digest) differences.push(`${name}: ${x.type}/${y.type} value differs`);
+    else if (x.type !== y.type) differences.push(`${name}: type ${x.type} vs ${y.type}`);
+    else if (x.value !== y.value) differences.push(`${name}: ${x.type} value differs: ${preview(x.value)} vs ${preview(y.value)}`);
     else if (x.expiresAt === "never" || y.expiresAt === "never" ? x.expiresAt !== y.expiresAt : Math.abs(x.expiresAt - y.expiresAt) > 1) {
       differences.push(`${name}: expires ${x.expiresAt} vs ${y.expiresAt}`);
     }

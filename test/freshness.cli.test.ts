@@ -188,13 +188,42 @@ describe("backup-drill freshness: Nagios exit codes on constructed sets", () => 
     expect(deep.doc.services.map((s: { lastGood: { setId: string } }) => s.lastGood.setId)).toEqual([good.id, good.id]);
   });
 
-  it("--json prints exactly one JSON document and progress stays on stderr", async () => {
+  it("--json prints exactly one JSON document, the whole report, and progress stays on stderr", async () => {
     const { root, config } = scenario();
-    await writeSet(root, { time: ago(1 * H) });
-    const r = await freshness(config, "--json", "--deep");
-    expect(() => JSON.parse(r.stdout)).not.toThrow();
-    expect(r.stdout.trim().startsWith("{")).toBe(true);
+    const t = new Date("2026-03-01T00:00:00Z");
+    const set = await writeSet(root, { time: t });
+    await writeDrill(set, { finishedAt: new Date(t.getTime() + H / 2) });
+    const drill = { setId: set.id, finishedAt: new Date(t.getTime() + H / 2).toISOString() };
+    const now = new Date(t.getTime() + H);
+    const r = await freshness(config, "--json", "--deep", "--now", now.toISOString());
+    expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain("re-hashing");
+    const service = (name: string, bytes: number) => ({
+      service: name,
+      status: "OK",
+      ageMs: H,
+      age: "1h",
+      warnAfterMs: 26 * H,
+      criticalAfterMs: 50 * H,
+      minSizeBytes: 1,
+      lastGood: { setId: set.id, time: t.toISOString(), bytes },
+      proof: { required: true, proven: true, drill: { ...drill, ageMs: H / 2 } },
+      findings: [],
+    });
+    expect(JSON.parse(r.stdout)).toEqual({
+      check: "backup-drill freshness",
+      status: "OK",
+      exitCode: 0,
+      summary: "postgres 1h old, redis 1h old",
+      now: now.toISOString(),
+      root,
+      services: [service("postgres", 2048), service("redis", 1024)],
+      findings: [],
+      sets: { total: 1, valid: 1, newestId: set.id, rejected: [] },
+      lastDrillSuccess: drill,
+      webhook: { sent: false, reason: "no webhook configured" },
+      outputs: {},
+    });
   });
 
   it("--markdown appends a summary table for $GITHUB_STEP_SUMMARY", async () => {

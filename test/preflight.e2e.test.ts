@@ -14,11 +14,26 @@ const mounts: string[] = [];
 
 /** A tmpfs of `size` (read-only when asked): a real small or unwritable filesystem as output root. */
 function tmpfs(name: string, opts: string): string {
+  if (process.getuid?.() !== 0) {
+    throw new Error(`this test mounts a tmpfs (${opts}) as the output root and needs root: run it as root, as CI does (uid is ${process.getuid?.()})`);
+  }
   const dir = join(tmp(), name);
   mkdirSync(dir, { recursive: true });
-  execFileSync("mount", ["-t", "tmpfs", "-o", opts, "tmpfs", dir]);
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", opts, "tmpfs", dir], { stdio: ["ignore", "ignore", "pipe"] });
+  } catch (err) {
+    throw new Error(`this test mounts a tmpfs as the output root: mount -t tmpfs -o ${opts} failed: ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}`);
+  }
   mounts.push(dir);
   return dir;
+}
+
+/** A pg_dump that says it is 14.9 and otherwise is the real one: older than the server. */
+function oldPgDump(name: string): string {
+  const wrapper = join(tmp(), name);
+  writeFileSync(wrapper, `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 14.9"; exit 0; fi\nexec ${resolveTool("pg_dump")} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  return wrapper;
 }
 
 afterAll(() => {
@@ -73,10 +88,7 @@ describe("preflight: backup-drill check", () => {
   });
 
   it("a pg_dump older than the server fails, naming both versions", async () => {
-    const wrapper = join(tmp(), "old-pg_dump");
-    writeFileSync(wrapper, `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 14.9"; exit 0; fi\nexec ${resolveTool("pg_dump")} "$@"\n`);
-    chmodSync(wrapper, 0o755);
-    const cfg = writeCliConfig(tmp(), servers(), join(tmp(), "o3"), { tools: { pg_dump: wrapper } });
+    const cfg = writeCliConfig(tmp(), servers(), join(tmp(), "o3"), { tools: { pg_dump: oldPgDump("old-pg_dump-check") } });
     expectOnlyFailure(await check(cfg), /^check failed: postgres: pg_dump 14\.9 is older than the server \(PostgreSQL 15\.\d+\).* — install pg_dump 15 or newer/);
   });
 
@@ -102,8 +114,7 @@ describe("preflight: backup-drill check", () => {
 
   it("a backup whose preflight fails stages no set and exits 1", async () => {
     const output = join(tmp(), "o5");
-    const wrapper = join(tmp(), "old-pg_dump");
-    const cfg = writeCliConfig(tmp(), servers(), output, { tools: { pg_dump: wrapper } });
+    const cfg = writeCliConfig(tmp(), servers(), output, { tools: { pg_dump: oldPgDump("old-pg_dump-backup") } });
     const r = await runCli(["backup", "--config", cfg], { env });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/preflight failed, nothing staged: postgres: pg_dump 14\.9 is older than the server/);

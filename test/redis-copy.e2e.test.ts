@@ -31,16 +31,21 @@ describe("Redis key copy (DUMP / RESTORE over RESP)", () => {
     expect(again.keys).toBe(6_003);
   });
 
-  it("copies only keys matching a pattern", async () => {
+  it("copies only keys matching a pattern, with their values", async () => {
     const c = await connectRedis(dst, 3);
     await c.flushdb();
     c.disconnect();
     const s = await connectRedis(src, 3);
+    await s.flushdb();
     await s.mset("session:1", "a", "session:2", "b", "other", "c");
+    await s.hset("session:h", "user", "7", "ttl", "short");
+    await s.pexpire("session:h", 3_600_000);
     s.disconnect();
     const r = await copyRedisKeys(src, dst, { dbs: [3], replace: false, pattern: "session:*" });
-    expect(r.keys).toBe(2);
-    expect(Object.keys(await redisFingerprint(dst, 3)).map((k) => Buffer.from(k, "base64").toString()).sort()).toEqual(["session:1", "session:2"]);
+    expect(r.keys).toBe(3);
+    const matching = Object.fromEntries(Object.entries(await redisFingerprint(src, 3)).filter(([k]) => Buffer.from(k, "base64").toString().startsWith("session:")));
+    expect(Object.keys(matching)).toHaveLength(3);
+    expect(sameRedis(await redisFingerprint(dst, 3), matching).differences).toEqual([]);
   });
 
   it("matches keys the way SCAN MATCH does", () => {

@@ -1,9 +1,10 @@
 import { spawn } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO } from "./cli.js";
-import { throwawayServerPids } from "./secrets.js";
+import { processesUnder } from "./procs.js";
 import { requireTools, useTempDir } from "./services/index.js";
 
 const tmp = useTempDir("sandbox");
@@ -24,8 +25,6 @@ describe("npm run sandbox", () => {
   it("starts throwaway servers, seeds them, backs up, verifies and drills, then stops them", async () => {
     requireTools();
     const output = join(tmp(), "backups");
-    const before = readdirSync("/tmp").filter((n) => /^backup-drill-(pg|redis|minio)-/.test(n));
-    const pidsBefore = throwawayServerPids();
     const r = await npmRun(["sandbox", "--", "--output", output, "--json"]);
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
@@ -37,9 +36,8 @@ describe("npm run sandbox", () => {
     expect(Object.keys(doc.backup.services).sort()).toEqual(["minio", "postgres", "redis"]);
     const latest = JSON.parse(readFileSync(join(output, "latest.json"), "utf8"));
     expect(latest.id).toBe(doc.backup.id);
-    // The servers are stopped and their temp directories gone.
-    const after = readdirSync("/tmp").filter((n) => /^backup-drill-(pg|redis|minio)-/.test(n));
-    expect(after.filter((n) => !before.includes(n))).toEqual([]);
-    expect(throwawayServerPids().filter((p) => !pidsBefore.includes(p))).toEqual([]);
+    // The servers are stopped and their temp directories gone: both would be in this test's own TMPDIR.
+    expect(readdirSync(tmpdir()).filter((n) => n.startsWith("backup-drill-"))).toEqual([]);
+    expect(processesUnder(tmpdir()).map((p) => `${p.pid} ${p.cmd}`)).toEqual([]);
   });
 });

@@ -1,6 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkPgDumpVersion } from "../pipeline/backup/postgres.js";
@@ -12,6 +11,7 @@ import { Secret } from "../pipeline/secret.js";
 import { setIdFor, timeOfSetId } from "../pipeline/store/ids.js";
 import { insideDir, keyPathProblem, mapKeysToPaths } from "../probes/minio.js";
 import { parseKeyspace, parseInfo } from "../probes/redis.js";
+import { useTempDir } from "./services/index.js";
 
 describe("plan", () => {
   const pg = { host: "db", port: 5433, user: "backup", password: new Secret("pw-123456", "env:X"), jobs: 3, globals: true, sanityQueries: [] };
@@ -99,9 +99,10 @@ describe("object keys as paths", () => {
 });
 
 describe("checksums", () => {
-  const dir = mkdtempSync(join(tmpdir(), "backup-drill-sums-"));
+  const tmp = useTempDir("sums");
 
   it("writes lines GNU sha256sum -c accepts, names with backslash and newline included", async () => {
+    const dir = tmp();
     const names = ["plain.txt", "with space.txt", "back\\slash.txt", "new\nline.txt", "ünï.txt"];
     let sums = "";
     for (const n of names) {
