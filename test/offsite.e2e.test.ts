@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type * as Minio from "minio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -212,5 +212,56 @@ describe.each<Kind>(["minio", "versity"])("offsite copies on %s", (kind) => {
     const again = await runCli(["push", "--config", cfg, "--json"], { env });
     expect(JSON.parse(again.stdout)).toMatchObject({ alreadyComplete: true, uploaded: { files: 0 } });
     for (const out of [rerun.stdout, rerun.stderr, v.stdout, v.stderr]) for (const s of secrets()) expect(out).not.toContain(s);
+  });
+
+  it("a flipped byte, a truncated, a deleted and an extra object at the destination are each reported by path (exit 3)", async () => {
+    const output = join(dir, "damage");
+    const cfg = config(output, { prefix: "damage/" });
+    const b = await runCli(["backup", "--config", cfg, "--json"], { env });
+    expect(b.code, b.stderr).toBe(0);
+    const setId: string = JSON.parse(b.stdout).id;
+    const base = `damage/${setId}/files/`;
+    const victims = { flipped: "redis/dump.rdb", truncated: "minio/logs/2026/11/01/app-0.log", deleted: "postgres/app.schema.sql", extra: "minio/assets/planted.txt" };
+    const key = (p: string) => `${base}${p}.age`;
+    const onDisk = (p: string) => join(dest.root!, BUCKET, key(p));
+    if (kind === "versity") {
+      // Bit rot under the server: the file changes, the ETag it recorded does not.
+      const bytes = readFileSync(onDisk(victims.flipped));
+      bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+      writeFileSync(onDisk(victims.flipped), bytes);
+      truncateSync(onDisk(victims.truncated), statSync(onDisk(victims.truncated)).size - 7);
+    } else {
+      const flipped = await getAll(client, key(victims.flipped));
+      flipped[Math.floor(flipped.length / 2)]! ^= 0x01;
+      await client.putObject(BUCKET, key(victims.flipped), flipped, flipped.length);
+      const cut = await getAll(client, key(victims.truncated));
+      await client.putObject(BUCKET, key(victims.truncated), cut.subarray(0, cut.length - 7), cut.length - 7);
+    }
+    await client.removeObject(BUCKET, key(victims.deleted));
+    await client.putObject(BUCKET, key(victims.extra), Buffer.from("planted"), 7);
+
+    const expected = [
+      { path: victims.flipped, verdict: "checksum-mismatch" },
+      { path: victims.truncated, verdict: "truncated" },
+      { path: victims.deleted, verdict: "missing" },
+      { path: victims.extra, verdict: "extra" },
+    ].sort((a, b) => (a.path < b.path ? -1 : 1));
+    const deep = await runCli(["verify", "--config", cfg, "--remote", kind, "--read-data", "--json"], { env });
+    expect(deep.code, deep.stderr).toBe(3);
+    const found = JSON.parse(deep.stdout).findings.map((f: { path: string; verdict: string }) => ({ path: f.path, verdict: f.verdict }));
+    expect(found).toEqual(expected);
+    // From the listing alone: everything a listing can show (a byte flipped under the server keeps its ETag).
+    const quick = await runCli(["verify", "--config", cfg, "--remote", kind, "--json"], { env });
+    expect(quick.code).toBe(3);
+    const listed = JSON.parse(quick.stdout).findings.map((f: { path: string; verdict: string }) => ({ path: f.path, verdict: f.verdict }));
+    expect(listed).toEqual(kind === "versity" ? expected.filter((f) => f.path !== victims.flipped) : expected);
+    const human = await runCli(["verify", "--config", cfg, "--remote", kind, "--read-data"], { env });
+    expect(human.stdout).toMatch(/FAILED — 4 finding\(s\)/);
+    expect(human.stdout).toContain(`missing           ${victims.deleted}`);
+    // A drill from a damaged copy restores nothing.
+    const d = await runCli(["restore-drill", "--config", cfg, "--from", kind, "--json"], { env });
+    expect(d.code).toBe(3);
+    expect(d.stderr).toMatch(/does not match its record, nothing restored/);
+    expect(d.stderr).not.toMatch(/drill postgres: restoring/);
   });
 });

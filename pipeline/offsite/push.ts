@@ -88,6 +88,9 @@ export async function pushSet(dest: Destination, set: { id: string; dir: string 
     return { file: f, key, keep: keep ? k : undefined };
   });
   const toUpload = plan.filter((p) => !p.keep);
+  const stored = new Map<string, StoredFile>();
+  for (const p of plan) if (p.keep) stored.set(p.file.path, p.keep);
+  let uploadedBytes = 0;
   const unchanged = toUpload.length === 0 && old !== undefined && old.manifestSha256 === manifestSha256 && sameRecipients && listed.has(RECORD_SHA_FILE);
   if (unchanged) {
     opts.progress.info(`push ${set.id} -> ${dest.name}: already complete`);
@@ -96,9 +99,6 @@ export async function pushSet(dest: Destination, set: { id: string; dir: string 
   // The copy is about to change: it must not count as complete until the new record is written.
   if (listed.has(RECORD_SHA_FILE) || listed.has(RECORD_FILE)) await removeKeys(r, [`${prefix}${RECORD_SHA_FILE}`, `${prefix}${RECORD_FILE}`]);
 
-  const stored = new Map<string, StoredFile>();
-  for (const p of plan) if (p.keep) stored.set(p.file.path, p.keep);
-  let uploadedBytes = 0;
   const active = new Set<Readable>();
   const onAbort = () => active.forEach((s) => s.destroy(new OperationError("push cancelled")));
   opts.signal?.addEventListener("abort", onAbort, { once: true });
