@@ -264,4 +264,49 @@ describe.each<Kind>(["minio", "versity"])("offsite copies on %s", (kind) => {
     expect(d.stderr).toMatch(/does not match its record, nothing restored/);
     expect(d.stderr).not.toMatch(/drill postgres: restoring/);
   });
+
+  it("freshness judges each destination by its newest verified copy; prune keeps the newest, latest-pushed and remote-drilled copies", async () => {
+    const output = join(dir, "resume"); // the killed-and-resumed push's root: one local set, its copy complete at prod/
+    const cfg = config(output, { pushAfterBackup: false, retention: { keepLast: 1, partialGrace: "1d" } });
+    const copies = async () => (await listObjectsAll(client, BUCKET, { prefix: PREFIX, delimiter: "/" })).prefixes.map((p) => p.slice(PREFIX.length, -1)).sort();
+    const [drilledId, resumedId] = (await copies()) as [string, string];
+
+    const f = await runCli(["freshness", "--config", cfg, "--json", "--prometheus", join(dir, "f.prom"), "--markdown", join(dir, "f.md")], { env });
+    const doc = JSON.parse(f.stdout);
+    expect(doc.offsite).toHaveLength(1);
+    expect(doc.offsite[0]).toMatchObject({ destination: kind, status: "OK", newestVerified: { setId: resumedId }, copies: { verified: 1 } });
+    expect(readFileSync(join(dir, "f.prom"), "utf8")).toContain(`backup_drill_offsite_freshness_status{destination="${kind}"} 0`);
+    expect(readFileSync(join(dir, "f.md"), "utf8")).toMatch(new RegExp(`\\| ${kind} \\| ✅ OK \\|`));
+    const later = await runCli(["freshness", "--config", cfg, "--json", "--now", new Date(Date.now() + 3 * 86_400_000).toISOString()], { env });
+    expect(later.code).toBe(2);
+    expect(JSON.parse(later.stdout).offsite[0]).toMatchObject({ status: "CRITICAL", findings: [{ kind: "stale", status: "CRITICAL" }] });
+    // The damaged copy (its own prefix) is not a verified copy.
+    const damaged = await runCli(["freshness", "--config", config(output, { prefix: "damage/" }), "--json"], { env });
+    expect(damaged.code).toBe(2);
+    expect(JSON.parse(damaged.stdout).offsite[0]).toMatchObject({ status: "CRITICAL", findings: [{ kind: "no-verified-copy" }] });
+
+    // A newer set pushed, and an interrupted copy nobody finished.
+    const b = await runCli(["backup", "--config", cfg, "--json"], { env });
+    expect(b.code, b.stderr).toBe(0);
+    const newestId: string = JSON.parse(b.stdout).id;
+    expect((await runCli(["push", "--config", cfg, "--set", newestId], { env })).code).toBe(0);
+    await client.putObject(BUCKET, `${PREFIX}2020-01-01T00-00-00Z/files/redis/dump.rdb.age`, Buffer.from("half"), 4);
+
+    const dry = await runCli(["prune", "--config", cfg, "--json", "--dry-run"], { env });
+    expect(dry.code, dry.stderr).toBe(0);
+    const plan = JSON.parse(dry.stdout).offsite[0];
+    const reasons = Object.fromEntries(plan.keep.map((k: { id: string; reasons: string[] }) => [k.id, k.reasons]));
+    expect(reasons[newestId]).toEqual(expect.arrayContaining(["last", "newest-complete", "latest"]));
+    expect(reasons[drilledId]).toEqual(["newest-drilled"]);
+    expect(reasons["2020-01-01T00-00-00Z"]).toEqual(["partial-in-grace"]);
+    expect(plan.remove).toEqual([expect.objectContaining({ id: resumedId, reason: "no-rule" })]);
+    expect(await copies()).toHaveLength(4);
+
+    const p = await runCli(["prune", "--config", cfg, "--json", "--now", new Date(Date.now() + 2 * 86_400_000).toISOString()], { env });
+    expect(p.code, p.stderr).toBe(0);
+    expect(JSON.parse(p.stdout).offsite[0].removed.sort()).toEqual(["2020-01-01T00-00-00Z", resumedId].sort());
+    expect(await copies()).toEqual([drilledId, newestId].sort());
+    const v = await runCli(["verify", "--config", cfg, "--remote", kind, "--set", drilledId], { env });
+    expect(v.code, v.stdout).toBe(0);
+  });
 });
