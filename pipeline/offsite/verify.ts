@@ -4,7 +4,8 @@ import { MANIFEST_FILE, MANIFEST_SHA_FILE, ManifestSchema, SUMS_FILE, type Manif
 import type { Progress } from "../progress.js";
 import type { Secret } from "../secret.js";
 import { countVerdicts, type Finding, type Verdict } from "../verify.js";
-import { identitiesOf, recipientsOf } from "./age.js";
+import { Readable } from "node:stream";
+import { decryptStream, identitiesOf, recipientsOf } from "./age.js";
 import type { Destination } from "./config.js";
 import { fetchObject } from "./fetch.js";
 import { AGE_SUFFIX, FILES_DIR, RECORD_FILE, RECORD_SHA_FILE, REMOTE_DRILL_FILE, setPrefix, type OffsiteRecord, type StoredFile } from "./record.js";
@@ -153,14 +154,13 @@ export function judgeFetched(
 async function smallPlain(r: Remote, key: string, identities: string[] | undefined): Promise<Buffer | undefined> {
   const bytes = await getSmall(r, key);
   if (!bytes || !identities) return bytes;
-  const { Decrypter } = await import("age-encryption");
-  const d = new Decrypter();
-  for (const i of identities) d.addIdentity(i);
+  const chunks: Buffer[] = [];
   try {
-    return Buffer.from(await d.decrypt(bytes));
+    for await (const c of await decryptStream(identities, Readable.from([bytes]))) chunks.push(c as Buffer);
   } catch {
     return undefined;
   }
+  return Buffer.concat(chunks);
 }
 
 /** The copy's manifest, trusted only when its plaintext sha256 is the record's manifestSha256. */
