@@ -16,6 +16,7 @@ import { resolveTool } from "../pipeline/tools.js";
 import { startMinio, type MinioServer } from "../pipeline/throwaway/servers.js";
 import { startVersity } from "../pipeline/throwaway/versity.js";
 import { BIN, REPO, runCli } from "./cli.js";
+import { filesContaining } from "./secrets.js";
 import { secretEnv, secretValues, useServers, useTempDir, writeCliConfig } from "./services/index.js";
 
 const servers = useServers();
@@ -149,8 +150,19 @@ describe.each<Kind>(["minio", "versity"])("offsite copies on %s", (kind) => {
     const drill = JSON.parse((await getAll(client, `${PREFIX}${setId}/restore-drill.json`)).toString());
     expect(drill).toMatchObject({ ok: true, setId, manifestSha256: record.manifestSha256 });
     expect(existsSync(output) ? readdirSync(output).filter((n) => n.startsWith(".pull-")) : []).toEqual([]);
+    // restore --from with the key given on the command line only (the config has no identity): pulled, verified, planned.
+    const noKey = config(output, { encrypt: { recipients: [recipient] } });
+    const refused = await runCli(["restore", "--config", noKey, "--from", kind, "--services", "minio", "--target-minio-endpoint", dest.endpoint, "--target-minio-access-key", "env:TEST_OFFSITE_ACCESS_KEY", "--target-minio-secret-key", "env:TEST_OFFSITE_SECRET_KEY", "--dry-run"], { env });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/is encrypted: set offsite\.destinations\..*\.encrypt\.identity \(or --identity\)/);
+    const plan = await runCli(
+      ["restore", "--config", noKey, "--from", kind, "--identity", `file:${keyFile}`, "--services", "minio", "--target-minio-endpoint", dest.endpoint, "--target-minio-access-key", "env:TEST_OFFSITE_ACCESS_KEY", "--target-minio-secret-key", "env:TEST_OFFSITE_SECRET_KEY", "--dry-run", "--json"],
+      { env },
+    );
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(JSON.parse(plan.stdout)).toMatchObject({ setId, dryRun: true, manifestSha256: record.manifestSha256 });
     // No private key or password in any output.
-    for (const out of [b.stdout, b.stderr, d.stdout, d.stderr]) for (const s of secrets()) expect(out).not.toContain(s);
+    for (const out of [b.stdout, b.stderr, d.stdout, d.stderr, refused.stderr, plan.stdout, plan.stderr]) for (const s of secrets()) expect(out).not.toContain(s);
   });
 
   it("a push killed halfway leaves no set; the rerun uploads only the rest; verify --remote --read-data accepts the copy", async () => {
@@ -212,6 +224,7 @@ describe.each<Kind>(["minio", "versity"])("offsite copies on %s", (kind) => {
     const again = await runCli(["push", "--config", cfg, "--json"], { env });
     expect(JSON.parse(again.stdout)).toMatchObject({ alreadyComplete: true, uploaded: { files: 0 } });
     for (const out of [rerun.stdout, rerun.stderr, v.stdout, v.stderr]) for (const s of secrets()) expect(out).not.toContain(s);
+    expect(filesContaining(output, secrets())).toEqual([]);
   });
 
   it("a flipped byte, a truncated, a deleted and an extra object at the destination are each reported by path (exit 3)", async () => {
