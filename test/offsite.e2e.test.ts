@@ -323,3 +323,25 @@ describe.each<Kind>(["minio", "versity"])("offsite copies on %s", (kind) => {
     expect(v.code, v.stdout).toBe(0);
   });
 });
+
+describe("a push that fails after a good backup", () => {
+  it("leaves the set promoted, reports the destination, and exits 5", async () => {
+    const dir = join(tmp(), "unreachable");
+    const output = join(dir, "out");
+    execFileSync("mkdir", ["-p", dir]);
+    const cfg = writeCliConfig(dir, servers(), output, {
+      offsite: {
+        destinations: {
+          gone: { endpoint: "http://127.0.0.1:9", bucket: BUCKET, accessKey: "env:GONE_KEY", secretKey: "env:GONE_SECRET" },
+        },
+      },
+    });
+    const r = await runCli(["backup", "--config", cfg, "--json"], { env: { ...secretEnv(servers()), GONE_KEY: "k", GONE_SECRET: "s" } });
+    expect(r.code, r.stderr).toBe(5);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ ok: true, offsite: [{ destination: "gone", ok: false }] });
+    expect(doc.offsite[0].error).toMatch(/offsite gone \(http:\/\/127\.0\.0\.1:9\/offsite-copies\/\): cannot reach the bucket/);
+    expect(JSON.parse(readFileSync(join(output, "latest.json"), "utf8")).id).toBe(doc.id);
+    expect((await runCli(["verify", "--output", output])).code).toBe(0);
+  });
+});
