@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
@@ -16,6 +16,7 @@ import { remoteRetentionItems } from "../pipeline/offsite/prune.js";
 import { buildRecord, objectKeyFor, parseRecord, recordBytes, splitKey, type StoredFile } from "../pipeline/offsite/record.js";
 import type { RemoteCopy } from "../pipeline/offsite/remote-set.js";
 import { HashCounter } from "../pipeline/offsite/streams.js";
+import { reapPulls } from "../pipeline/offsite/pull.js";
 import { extraPath, judgeListed } from "../pipeline/offsite/verify.js";
 import { planPrune } from "../pipeline/retention.js";
 import { Secret } from "../pipeline/secret.js";
@@ -264,5 +265,21 @@ describe("offsite config", () => {
     const r = await runCli(["push", "--config", path, "--to", "s3"], { env: { K: "k", S: "s" } });
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe('backup-drill push: error: --to: no offsite destination "s3" (configured: b2)');
+  });
+});
+
+describe("pull staging", () => {
+  it("a later pull removes the staging a killed one left, never a live one's", async () => {
+    const root = mkdtempSync(join(tmpdir(), "backup-drill-pulls-"));
+    try {
+      const dead = execFileSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"]).toString();
+      for (const n of [`.pull-2026-11-30T10-00-00Z-${dead}`, `.pull-2026-11-30T10-00-00Z-${process.pid}`, "2026-11-30T10-00-00Z", ".partial-2026-11-30T10-00-00Z"]) {
+        execFileSync("mkdir", ["-p", join(root, n, "x")]);
+      }
+      expect(await reapPulls(root)).toEqual([`.pull-2026-11-30T10-00-00Z-${dead}`]);
+      expect(readdirSync(root).sort()).toEqual([".partial-2026-11-30T10-00-00Z", `.pull-2026-11-30T10-00-00Z-${process.pid}`, "2026-11-30T10-00-00Z"].sort());
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { IntegrityError, OperationError } from "../errors.js";
 import type { Progress } from "../progress.js";
@@ -27,6 +27,28 @@ export type Pulled = {
 /** Staging for pulled sets: under the output root (sized for sets), never read as a set (the name is no set id). */
 export const PULL_PREFIX = ".pull-";
 
+/** Remove staging directories left by pulls whose process is gone (a killed drill cleans up nothing). */
+export async function reapPulls(output: string): Promise<string[]> {
+  const names = await readdir(output).catch(() => [] as string[]);
+  const reaped: string[] = [];
+  for (const name of names) {
+    const m = /^\.pull-.+-(\d+)$/.exec(name);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    await rm(join(output, name), { recursive: true, force: true });
+    reaped.push(name);
+  }
+  return reaped;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /**
  * Download a complete copy into <output>/.pull-<set id>-<pid>/<set id>/,
  * decrypting as it streams, and check every object against the record on
@@ -39,6 +61,7 @@ export async function pullSet(
   opts: { output: string; progress: Progress; signal?: AbortSignal; identity?: { secret: Secret; field: string } },
 ): Promise<Pulled> {
   const t0 = Date.now();
+  for (const name of await reapPulls(opts.output)) opts.progress.info(`pull: removed ${name}, left by a pull that was killed`);
   const r = remoteFor(dest);
   const record = await readRecord(r, setId);
   const identities = await identitiesFor(dest, record, opts.identity);
