@@ -5,6 +5,7 @@ import { checkCommand } from "./commands/check.js";
 import { EXIT, EXIT_CODES_EPILOG } from "./commands/common.js";
 import { freshnessCommand } from "./commands/freshness.js";
 import { pruneCommand } from "./commands/prune.js";
+import { pushCommand } from "./commands/push.js";
 import { restoreCommand } from "./commands/restore.js";
 import { restoreDrillCommand } from "./commands/restore-drill.js";
 import { sandboxCommand } from "./commands/sandbox.js";
@@ -23,6 +24,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     .command(verifyCommand)
     .command(restoreDrillCommand)
     .command(restoreCommand)
+    .command(pushCommand)
     .command(sandboxCommand)
     .command(freshnessCommand)
     .command(pruneCommand)

@@ -4,6 +4,8 @@ import { z } from "zod";
 import { DURATION_PATTERN, parseDuration } from "./duration.js";
 import { UserError, errorMessage } from "./errors.js";
 import { Secret } from "./secret.js";
+import { resolveOffsite, type Offsite } from "./offsite/config.js";
+import { offsiteSchema } from "./offsite/schema.js";
 
 export const DEFAULT_CONFIG_FILE = "backup-drill.config.json";
 export const DEFAULT_OUTPUT = "output/backups";
@@ -198,6 +200,7 @@ export const ConfigSchema = z
     tools: ToolsSchema.default({}),
     freshness: FreshnessSchema.optional(),
     retention: RetentionSchema.optional(),
+    offsite: offsiteSchema({ secretRef, duration, retention: RetentionSchema }).optional(),
   })
   .meta({ title: "backup-drill configuration" });
 
@@ -232,6 +235,8 @@ export type Config = {
   /** As in the file (durations unparsed; the webhook URL still a reference): freshness.ts and retention.ts interpret them. */
   freshness?: FreshnessConfig;
   retention?: RetentionConfig;
+  /** Offsite S3 destinations (pipeline/offsite/). */
+  offsite?: Offsite;
   /** The directory `file:` references in the config are relative to. */
   baseDir?: string;
 };
@@ -425,6 +430,10 @@ function resolveConfig(
   const cfg: Config = { source, output: resolve(cwd, file.output), tools: file.tools, baseDir: base };
   if (file.freshness) cfg.freshness = file.freshness;
   if (file.retention) cfg.retention = file.retention;
+  if (file.offsite) {
+    const lazy = (ref: string, field: string) => new Secret(() => resolveSecretRef(ref, field, env, base).reveal(), ref);
+    cfg.offsite = resolveOffsite(file.offsite, secret, lazy);
+  }
   if (file.postgres) {
     const { password, ...rest } = file.postgres;
     cfg.postgres = { ...rest, password: password ? secret(password, "postgres.password") : undefined };

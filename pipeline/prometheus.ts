@@ -78,10 +78,10 @@ export function prometheusText(r: FreshnessReport): string {
 }
 
 /** Temp file + rename in the same directory: the textfile collector never reads half a file. */
-export async function writePrometheusFile(path: string, r: FreshnessReport): Promise<string> {
+export async function writePrometheusFile(path: string, r: FreshnessReport, extra = ""): Promise<string> {
   const abs = resolve(path);
   try {
-    await writeFileAtomic(abs, prometheusText(r));
+    await writeFileAtomic(abs, prometheusText(r) + extra);
   } catch (err) {
     throw new OperationError(`--prometheus: cannot write ${abs}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
   }

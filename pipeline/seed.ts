@@ -145,8 +145,8 @@ export async function seedMinio(client: Minio.Client, opts: { largeBytes?: numbe
     try {
       await client.putObject(bucket, key, body, body.length, meta);
     } catch (err) {
-      // Some servers (MinIO among them) refuse ".." segments: such a key cannot exist there.
-      if (/InvalidResourceName|InvalidObjectName|XMinioInvalid/i.test(String((err as { code?: string }).code))) {
+      // Some servers refuse ".." segments (MinIO with a named code, Versity with a bare 400): such a key cannot exist there.
+      if (/InvalidResourceName|InvalidObjectName|XMinioInvalid|^400$|BadRequest/i.test(String((err as { code?: string }).code))) {
         rejected.push(key);
         return;
       }

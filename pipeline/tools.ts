@@ -21,7 +21,10 @@ export type HostTool =
   | "redis-server"
   | "redis-check-rdb"
   | "mc"
-  | "minio";
+  | "minio"
+  | "versitygw"
+  | "age"
+  | "age-keygen";
 
 const CONFIG_KEY: Partial<Record<HostTool, keyof ToolPaths>> = {
   pg_dump: "pg_dump",
@@ -51,6 +54,9 @@ const INSTALL_HINT: Record<HostTool, string> = {
   "redis-check-rdb": "install redis-tools or set tools.redis_check_rdb",
   mc: "run scripts/ensure-tools.sh or set tools.mc",
   minio: "run scripts/ensure-tools.sh or set tools.minio",
+  versitygw: "run scripts/ensure-tools.sh (go install github.com/versity/versitygw/cmd/versitygw@v1.8.0)",
+  age: "run scripts/ensure-tools.sh (go install filippo.io/age/cmd/...@v1.3.2) or apt install age",
+  "age-keygen": "run scripts/ensure-tools.sh (go install filippo.io/age/cmd/...@v1.3.2) or apt install age",
 };
 
 function isExecutable(path: string): boolean {
@@ -81,7 +87,7 @@ function candidates(tool: HostTool, paths: ToolPaths, env: NodeJS.ProcessEnv): s
   if (POSTGRES_SERVER_TOOLS.has(tool) && paths.postgres_bin) return [join(paths.postgres_bin, tool)];
   for (const dir of (env.PATH ?? "").split(delimiter)) if (dir) out.push(join(dir, tool));
   if (POSTGRES_TOOLS.has(tool)) for (const dir of debianPostgresDirs()) out.push(join(dir, tool));
-  if (tool === "mc" || tool === "minio") {
+  if (tool === "mc" || tool === "minio" || tool === "versitygw" || tool === "age" || tool === "age-keygen") {
     out.push(join(env.GOBIN ?? join(env.GOPATH ?? join(homedir(), "go"), "bin"), tool), join("/usr/local/bin", tool));
   }
   return out;

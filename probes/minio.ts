@@ -7,6 +7,7 @@ import * as Minio from "minio";
 import { OperationError } from "../pipeline/errors.js";
 import { sha256Hex } from "../pipeline/hash.js";
 import type { Secret } from "../pipeline/secret.js";
+import { listObjectsAll } from "./s3-list.js";
 
 export type MinioTarget = { endpoint: string; accessKey: Secret; secretKey: Secret; region: string };
 
@@ -44,17 +45,7 @@ export async function listBucketNames(client: Minio.Client): Promise<string[]> {
 export type ListedObject = { key: string; size: number; etag: string; lastModified: string };
 
 export async function listObjects(client: Minio.Client, bucket: string): Promise<ListedObject[]> {
-  const out: ListedObject[] = [];
-  for await (const o of client.listObjectsV2(bucket, "", true) as AsyncIterable<Minio.BucketItem>) {
-    if (o.name === undefined) continue; // a common prefix; none with recursive listing
-    out.push({
-      key: o.name,
-      size: o.size,
-      etag: o.etag ?? "",
-      lastModified: o.lastModified ? new Date(o.lastModified).toISOString() : "",
-    });
-  }
-  return out;
+  return (await listObjectsAll(client, bucket)).items.map((o) => ({ key: o.key, size: o.size, etag: o.etag, lastModified: o.lastModified }));
 }
 
 /** Attributes that S3 stores per object and `mc mirror` to a filesystem loses. */
@@ -114,9 +105,6 @@ function decodeTagPart(s: string): string {
 /** The listing's metadata map in the shape objectAttributes() gives for a HEAD. */
 export function attributesFromListing(o: MetadataListItem): ObjectAttributes | undefined {
   if (o.metadata === null || o.metadata === undefined) return undefined; // the server ignored metadata=true
-  // minio-js leaves numeric XML character references (&#34; for '"') undecoded, and a value could
-  // hold that text literally: such an object is described by HEAD instead, which is exact.
-  if (Object.values(o.metadata).some((v) => String(v).includes("&#"))) return undefined;
   const attrs: ObjectAttributes = {
     size: o.size,
     etag: o.etag ?? "",
@@ -144,18 +132,11 @@ export type DescribedObject = ListedObject & { attrs: ObjectAttributes };
  * is described with HEAD + GetObjectTagging; one gone by then is left out.
  */
 export async function describeObjects(client: Minio.Client, bucket: string, concurrency = 16): Promise<DescribedObject[]> {
-  const listed: { o: ListedObject; attrs?: ObjectAttributes }[] = [];
-  try {
-    const stream = (client as unknown as { extensions: { listObjectsV2WithMetadata(b: string, p: string, r: boolean): AsyncIterable<MetadataListItem> } }).extensions.listObjectsV2WithMetadata(bucket, "", true);
-    for await (const item of stream) {
-      if (item.name === undefined) continue;
-      const attrs = attributesFromListing(item);
-      listed.push({ o: { key: item.name, size: item.size, etag: item.etag ?? "", lastModified: item.lastModified ? new Date(item.lastModified).toISOString() : "" }, ...(attrs ? { attrs } : {}) });
-    }
-  } catch {
-    listed.length = 0;
-    for (const o of await listObjects(client, bucket)) listed.push({ o });
-  }
+  // metadata=true is MinIO's extension; other servers ignore it and each object is described by HEAD.
+  const listed = (await listObjectsAll(client, bucket, { metadata: true })).items.map((item) => {
+    const attrs = attributesFromListing({ name: item.key, size: item.size, etag: item.etag, lastModified: item.lastModified, metadata: item.metadata, tags: item.tags });
+    return { o: { key: item.key, size: item.size, etag: item.etag, lastModified: item.lastModified } as ListedObject, ...(attrs ? { attrs } : {}) };
+  });
   const described = await mapLimit(listed, concurrency, async ({ o, attrs }) => {
     const a = attrs ?? (await attributesIfExists(client, bucket, o.key));
     return a ? { ...o, attrs: a } : undefined;

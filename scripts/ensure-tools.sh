@@ -4,6 +4,9 @@
 #   - Debian packages: postgresql (server + client tools), redis-server, redis-tools
 #   - MinIO server and mc, built with `go install` at the pinned versions below
 #     (MinIO is AGPL-licensed: we only ever run these binaries, never import them)
+#   - Versity Gateway (a second, independent S3 server for the tests) and the
+#     age CLI (age, age-keygen: the tests decrypt offsite copies with it), both
+#     with `go install` at pinned versions
 #   - node_modules (npm ci) when missing or out of date
 # Env: BACKUP_DRILL_BIN  where minio and mc go (default /usr/local/bin if writable, else ~/.local/bin)
 set -euo pipefail
@@ -13,6 +16,10 @@ MC_MODULE="github.com/minio/mc"
 MC_VERSION="v0.0.0-20250313080218-cf909e1063a9"
 MINIO_MODULE="github.com/minio/minio"
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+VERSITYGW_MODULE="github.com/versity/versitygw/cmd/versitygw"
+VERSITYGW_VERSION="v1.8.0"
+AGE_MODULE="filippo.io/age"
+AGE_VERSION="v1.3.2"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { printf 'ensure-tools: %s\n' "$*" >&2; }
@@ -48,17 +55,21 @@ if [ -z "$bin" ]; then
 fi
 mkdir -p "$bin"
 
-ensure_go_tool() { # name module version
-  local name="$1" module="$2" version="$3"
-  if [ -x "$bin/$name" ] && go version -m "$bin/$name" 2>/dev/null | grep -q "mod[[:space:]]*$module[[:space:]]*$version"; then
+ensure_go_tool() { # name module version [package]  (package: what to install, default the module)
+  local name="$1" module="$2" version="$3" pkg="${4:-$2}"
+  if [ -x "$bin/$name" ] && go version -m "$bin/$name" 2>/dev/null | grep -q "mod[[:space:]]*${module%%/cmd/*}[[:space:]]*$version"; then
     say "$name $version: present in $bin"
     return
   fi
-  say "building $name $version (go install; minio takes a few minutes the first time)"
-  GOBIN="$bin" GOFLAGS="${GOFLAGS:-} -trimpath" go install "$module@$version"
+  say "building $name $version (go install; minio and versitygw take a few minutes the first time)"
+  GOBIN="$bin" GOFLAGS="${GOFLAGS:-} -trimpath" go install "$pkg@$version"
 }
 ensure_go_tool mc "$MC_MODULE" "$MC_VERSION"
 ensure_go_tool minio "$MINIO_MODULE" "$MINIO_VERSION"
+ensure_go_tool versitygw "$VERSITYGW_MODULE" "$VERSITYGW_VERSION"
+# age, age-keygen (and age-inspect, age-plugin-batchpass) from one module
+ensure_go_tool age "$AGE_MODULE" "$AGE_VERSION" "$AGE_MODULE/cmd/..."
+[ -x "$bin/age-keygen" ] || die "age-keygen missing after installing age"
 case ":$PATH:" in *":$bin:"*) ;; *) say "note: add $bin to PATH (backup-drill also looks there and in ~/go/bin)";; esac
 
 # --- node_modules ----------------------------------------------------------------

@@ -5,7 +5,7 @@ import { silentProgress, stderrProgress, type Progress } from "../progress.js";
 import { stopAllServers } from "../throwaway/process.js";
 
 /** Exit codes of backup, verify, restore-drill, prune, status (DESIGN.md). */
-export const EXIT = { ok: 0, operation: 1, input: 2, integrity: 3, locked: 4 } as const;
+export const EXIT = { ok: 0, operation: 1, input: 2, integrity: 3, locked: 4, offsite: 5 } as const;
 export const EXIT_FOR_KIND: Record<FailureKind, number> = {
   operation: EXIT.operation,
   input: EXIT.input,
@@ -19,6 +19,7 @@ export const EXIT_CODES_EPILOG = `Exit codes:
   2  bad input: config, flags, secret references
   3  integrity failure: checksum mismatch, a drill check failed
   4  another run holds the lock on the output root
+  5  backup only: the set is complete and promoted, but pushing it to an offsite destination failed
   130/143  interrupted by SIGINT/SIGTERM (temporary servers stopped, staging removed)`;
 
 export type GlobalArgs = {

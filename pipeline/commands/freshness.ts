@@ -5,6 +5,8 @@ import { errorMessage, OperationError, type FailureKind } from "../errors.js";
 import { checkFreshness } from "../freshness-check.js";
 import { freshnessHuman, freshnessJson, freshnessMarkdown } from "../freshness-report.js";
 import { freshnessPolicy, NAGIOS_EXIT } from "../freshness.js";
+import { checkOffsiteFreshness } from "../offsite/freshness-check.js";
+import { offsiteHuman, offsiteJson, offsiteMarkdown, offsitePrometheus, offsiteStatus, offsiteSummary } from "../offsite/freshness-report.js";
 import { writePrometheusFile } from "../prometheus.js";
 import { postWebhook, resolveWebhook, type WebhookOutcome } from "../webhook.js";
 import { nowFrom, withNowOption } from "./clock.js";
@@ -27,7 +29,7 @@ export const FRESHNESS_EXIT_FOR_KIND: Record<FailureKind, number> = {
   locked: NAGIOS_EXIT.UNKNOWN,
 };
 
-export const FRESHNESS_EPILOG = `Judges the newest good set of every service: complete, manifest checks out (with --deep: every file re-hashed), dump at least minSizeBytes. Thresholds come from the "freshness" config section (default warnAfter 26h, criticalAfter 50h, minSizeBytes 1, drillMaxAge 8d).
+export const FRESHNESS_EPILOG = `Judges the newest good set of every service: complete, manifest checks out (with --deep: every file re-hashed), dump at least minSizeBytes. Thresholds come from the "freshness" config section (default warnAfter 26h, criticalAfter 50h, minSizeBytes 1, drillMaxAge 8d). Each offsite destination is judged too: the age of its newest copy whose record and listing check out, against offsite.destinations.<name>.freshness (default warnAfter 26h, criticalAfter 50h; an unreachable destination is UNKNOWN).
 
 Exit codes (Nagios):
   0  OK
@@ -64,8 +66,13 @@ export const freshnessCommand = defineCommand<FreshnessArgs>({
           timeoutFlag: args.webhookTimeout,
           baseDir: cfg.baseDir ?? process.cwd(),
         });
-        const { report } = await checkFreshness(cfg.output, policy, now, { deep: args.deep, tools: cfg.tools, progress });
-        const doc = freshnessJson(report, cfg.output);
+        const { report: local } = await checkFreshness(cfg.output, policy, now, { deep: args.deep, tools: cfg.tools, progress });
+        // Offsite destinations: each judged on its newest copy that checks out, with its own thresholds.
+        const offsite = await checkOffsiteFreshness(cfg.offsite?.destinations ?? [], now, progress);
+        const report = { ...local, status: offsiteStatus(local.status, offsite) };
+        const localDoc = freshnessJson(report, cfg.output);
+        const extra = offsiteSummary(offsite);
+        const doc = offsite.length === 0 ? localDoc : { ...localDoc, summary: [localDoc.summary, ...extra].join("; "), offsite: offsiteJson(offsite) };
 
         // The alert goes out before the files are written: a full disk must not swallow it.
         let webhook: WebhookOutcome;
@@ -77,11 +84,11 @@ export const freshnessCommand = defineCommand<FreshnessArgs>({
         }
 
         const outputs: { prometheus?: string; markdown?: string } = {};
-        if (args.prometheus) outputs.prometheus = await writePrometheusFile(args.prometheus, report);
+        if (args.prometheus) outputs.prometheus = await writePrometheusFile(args.prometheus, report, offsitePrometheus(offsite));
         if (args.markdown) {
           const path = resolve(args.markdown);
           try {
-            await appendFile(path, freshnessMarkdown(report));
+            await appendFile(path, freshnessMarkdown(report) + offsiteMarkdown(offsite));
           } catch (err) {
             throw new OperationError(`--markdown: cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
           }
@@ -92,7 +99,7 @@ export const freshnessCommand = defineCommand<FreshnessArgs>({
         return {
           exitCode: NAGIOS_EXIT[report.status],
           json: { ...doc, webhook, outputs },
-          human: [freshnessHuman(report), ...webhookLine].join("\n"),
+          human: [freshnessHuman(report).replace(/^(FRESHNESS \S+ - .*)$/m, (l) => [l, ...extra].join("; ")), ...(offsite.length ? [offsiteHuman(offsite)] : []), ...webhookLine].join("\n"),
         };
       },
       FRESHNESS_EXIT_FOR_KIND,

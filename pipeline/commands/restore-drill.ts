@@ -3,16 +3,22 @@ import { loadTargetConfig } from "../config.js";
 import { drillSet, targetsFrom } from "../drill.js";
 import { drillHuman } from "../report.js";
 import { resolveSet } from "../store/sets.js";
+import { recordRemoteDrill, withPulledSet } from "../offsite/from.js";
 import { configFrom, defineCommand, EXIT, runCommand, withGlobalOptions, type GlobalArgs } from "./common.js";
+import { identityFrom, withIdentityOption } from "./offsite-flags.js";
 
-type DrillArgs = GlobalArgs & { set?: string; targetConfig?: string };
+type DrillArgs = GlobalArgs & { set?: string; targetConfig?: string; from?: string; identity?: string };
 
 export const restoreDrillCommand = defineCommand<DrillArgs>({
   command: "restore-drill",
   describe: "Restore a set into throwaway servers and prove the data came back (row counts, schema, keys, objects)",
   builder: (y: Argv) =>
-    withGlobalOptions(y)
-      .option("set", { type: "string", describe: "Set id (default: the set latest.json names)" })
+    withIdentityOption(withGlobalOptions(y))
+      .option("set", { type: "string", describe: "Set id (default: the set latest.json names; with --from: the newest complete copy there)" })
+      .option("from", {
+        type: "string",
+        describe: "Drill from the copy at this offsite destination: pull it (decrypting), check it against its record, verify it, drill it, and leave the verdict there (restore-drill.json)",
+      })
       .option("target-config", {
         type: "string",
         describe:
@@ -25,6 +31,14 @@ export const restoreDrillCommand = defineCommand<DrillArgs>({
     runCommand("restore-drill", args, async ({ progress, signal, runner }) => {
       const cfg = configFrom(args, { resolveSecrets: false });
       const targets = args.targetConfig ? targetsFrom(loadTargetConfig(args.targetConfig)) : undefined;
+      if (args.from !== undefined) {
+        const summary = await withPulledSet(cfg, args.from, args.set, { progress, signal, identity: identityFrom(args.identity) }, async (pulled) => {
+          const s = await drillSet(cfg, pulled.setId, pulled.dir, { progress, signal, targets });
+          await recordRemoteDrill(pulled, s, progress);
+          return s;
+        });
+        return { exitCode: summary.ok ? EXIT.ok : EXIT.integrity, json: summary, human: drillHuman(summary) };
+      }
       const set = await resolveSet(cfg.output, args.set);
       const summary = await drillSet(cfg, set.id, set.dir, { progress, signal, targets, runner });
       return { exitCode: summary.ok ? EXIT.ok : EXIT.integrity, json: summary, human: drillHuman(summary) };

@@ -6,7 +6,9 @@ import { restoreHuman } from "../report.js";
 import { restoreSet } from "../restore.js";
 import type { RestoreSelection } from "../restore/guards.js";
 import { resolveSet } from "../store/sets.js";
+import { withPulledSet } from "../offsite/from.js";
 import { configFrom, defineCommand, EXIT, runCommand, withGlobalOptions, type GlobalArgs } from "./common.js";
+import { identityFrom, withIdentityOption } from "./offsite-flags.js";
 
 type RestoreArgs = GlobalArgs & {
   set?: string;
@@ -21,6 +23,8 @@ type RestoreArgs = GlobalArgs & {
   prefix?: string;
   dryRun: boolean;
   force: boolean;
+  from?: string;
+  identity?: string;
 };
 
 function parseServices(text: string | undefined): ServiceName[] | undefined {
@@ -44,8 +48,9 @@ export const restoreCommand = defineCommand<RestoreArgs>({
   command: "restore",
   describe: "Restore a set into real servers, with guards against overwriting data, then run the drill's checks on them",
   builder: (y: Argv) => {
-    let b: Argv<unknown> = withGlobalOptions(y)
-      .option("set", { type: "string", describe: "Set id (default: the set latest.json names)" })
+    let b: Argv<unknown> = withIdentityOption(withGlobalOptions(y))
+      .option("set", { type: "string", describe: "Set id (default: the set latest.json names; with --from: the newest complete copy there)" })
+      .option("from", { type: "string", describe: "Restore from the copy at this offsite destination (pulled and decrypted into a staging directory under the output root, checked, then restored)" })
       .option("target-config", { type: "string", describe: "Servers to restore into: postgres/redis/minio sections as in the config file (secrets by env:/file: reference)" })
       .option("services", { type: "string", describe: "Comma-separated subset: postgres,redis,minio (default: every service the set has and a target is given for)" })
       .option("db", { type: "string", array: true, describe: "Only this database (repeatable)" })
@@ -70,7 +75,6 @@ export const restoreCommand = defineCommand<RestoreArgs>({
       const targets = targetsFrom(loadTargetConfig(args.targetConfig, args));
       const given = SERVICES.filter((s) => targets[s] !== undefined);
       if (given.length === 0) throw new UserError("no restore target: pass --target-config FILE or --target-pg-host / --target-redis-host / --target-minio-endpoint");
-      const set = await resolveSet(cfg.output, args.set);
       const selection: RestoreSelection = {
         services: parseServices(args.services) ?? given,
         ...(args.db ? { databases: args.db } : {}),
@@ -84,7 +88,11 @@ export const restoreCommand = defineCommand<RestoreArgs>({
       for (const old of Object.keys(selection.renames)) {
         if (selection.databases && !selection.databases.includes(old)) selection.databases.push(old);
       }
-      const r = await restoreSet(cfg, set.id, set.dir, { progress, signal, targets, selection, force: args.force, dryRun: args.dryRun });
+      const run = (set: { id: string; dir: string }) => restoreSet(cfg, set.id, set.dir, { progress, signal, targets, selection, force: args.force, dryRun: args.dryRun });
+      const r =
+        args.from !== undefined
+          ? await withPulledSet(cfg, args.from, args.set, { progress, signal, identity: identityFrom(args.identity) }, (pulled) => run({ id: pulled.setId, dir: pulled.dir }))
+          : await run(await resolveSet(cfg.output, args.set));
       if (r.refusal) process.stderr.write(`backup-drill restore: ${r.refusal}\n`);
       return {
         // A dry run that a real run would refuse exits 2, like the real run.

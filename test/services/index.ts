@@ -13,7 +13,7 @@ import { seedSandbox, startSandboxServers, stopSandboxServers, type SandboxServe
 
 export type { SandboxServers } from "../../pipeline/sandbox.js";
 
-const REQUIRED: HostTool[] = ["initdb", "postgres", "pg_dump", "pg_restore", "redis-server", "redis-cli", "redis-check-rdb", "mc", "minio"];
+const REQUIRED: HostTool[] = ["initdb", "postgres", "pg_dump", "pg_restore", "redis-server", "redis-cli", "redis-check-rdb", "mc", "minio", "versitygw", "age", "age-keygen"];
 
 /** Throws "X not found: run scripts/ensure-tools.sh ..." for the first missing tool. */
 export function requireTools(): void {
