@@ -5,7 +5,7 @@
  * variables, never values. Pure: test/dagger.module.test.ts loads the result
  * with the CLI's own loadConfig.
  */
-import { ALIAS, SECRET_VAR } from "./toolbox.js";
+import { ALIAS, OFFSITE, SECRET_VAR } from "./toolbox.js";
 
 type Json = Record<string, unknown>;
 
@@ -74,6 +74,40 @@ export function sourceConfig(base: Json, s: Sections): Json {
     };
   }
   return out;
+}
+
+/** One S3 destination for push and the --from / --remote forms; keys and identity by reference. */
+export type OffsiteSection = { endpoint: string; bucket: string; prefix?: string; region?: string; pathStyle?: boolean; recipients?: string[] };
+
+/**
+ * The caller's config with `offsite` naming exactly the destination the
+ * arguments describe (the private key for pulling goes as --identity), or
+ * with no offsite section at all: a caller's own
+ * destinations refer to keys in its host environment, which the toolbox does
+ * not have (so a backup there never pushes; `push` does).
+ */
+export function withOffsite(base: Json, o: OffsiteSection | undefined): Json {
+  const { offsite: _dropped, ...rest } = base;
+  void _dropped;
+  if (!o) return rest;
+  const encrypt = o.recipients?.length ? { encrypt: { recipients: o.recipients } } : {};
+  return {
+    ...rest,
+    offsite: {
+      destinations: {
+        [OFFSITE]: {
+          endpoint: o.endpoint,
+          bucket: o.bucket,
+          ...(o.prefix !== undefined ? { prefix: o.prefix } : {}),
+          ...(o.region ? { region: o.region } : {}),
+          ...(o.pathStyle !== undefined ? { pathStyle: o.pathStyle } : {}),
+          accessKey: ref(SECRET_VAR.offsiteAccessKey),
+          secretKey: ref(SECRET_VAR.offsiteSecretKey),
+          ...encrypt,
+        },
+      },
+    },
+  };
 }
 
 /** A --target-config file naming the bound restore targets. */

@@ -9,13 +9,14 @@
  * directory that the call returns for `export --path output/backups`.
  */
 import { dag, object, func, type Directory, type File, type Secret, type Service } from "@dagger.io/dagger";
-import { parseConfig, sourceConfig, targetConfig, type Sections } from "./config.js";
+import { parseConfig, sourceConfig, targetConfig, withOffsite, type OffsiteSection, type Sections } from "./config.js";
 import {
   ALIAS,
   BACKUPS,
   CONFIG,
   DEFAULT_POSTGRES_MAJOR,
   DEFAULT_REDIS_VERSION,
+  OFFSITE,
   SECRET_VAR,
   TARGETS,
   probePostgresMajor,
@@ -29,6 +30,36 @@ import {
 } from "./toolbox.js";
 
 const REPORT = "/report";
+
+/** An offsite destination as the functions take it. */
+type OffsiteArgs = {
+  endpoint?: string;
+  bucket?: string;
+  accessKey?: Secret;
+  secretKey?: Secret;
+  prefix?: string;
+  region?: string;
+  pathStyle?: boolean;
+  recipients?: string[];
+  identity?: Secret;
+};
+
+/** The config file, secret variables and CLI flags for an offsite destination (none when no endpoint is given). */
+function offsite(a: OffsiteArgs, what: string): { section?: OffsiteSection; binding?: Binding; flags: string[] } {
+  if (!a.endpoint) return { flags: [] };
+  if (!a.bucket || !a.accessKey || !a.secretKey) throw new Error(`${what} needs --offsite-endpoint, --offsite-bucket, --offsite-access-key and --offsite-secret-key`);
+  return {
+    section: { endpoint: a.endpoint, bucket: a.bucket, prefix: a.prefix, region: a.region, pathStyle: a.pathStyle, recipients: a.recipients },
+    binding: { alias: OFFSITE, secrets: { [SECRET_VAR.offsiteAccessKey]: a.accessKey, [SECRET_VAR.offsiteSecretKey]: a.secretKey, [SECRET_VAR.offsiteIdentity]: a.identity } },
+    flags: a.identity ? ["--identity", `env:${SECRET_VAR.offsiteIdentity}`] : [],
+  };
+}
+
+/** The config the CLI reads for a function over a backups root: the caller's, with the offsite destination of the arguments. */
+async function setConfig(config: File | undefined, section: OffsiteSection | undefined): Promise<Record<string, string>> {
+  if (!config && !section) return {};
+  return { [CONFIG]: JSON.stringify(withOffsite(parseConfig(config ? await config.contents() : undefined), section), null, 2) };
+}
 
 /** Back up, verify, restore-drill, restore and watch the freshness of a PostgreSQL + Redis + MinIO stack: the backup-drill CLI in a hermetic toolbox. */
 @object()
@@ -167,17 +198,90 @@ export class BackupDrill {
    *
    * Example: dagger call restore-drill --backups=output/backups export --path output/backups
    *
-   * @param backups The backups root (latest.json and the sets).
-   * @param set Set id (default: the set latest.json names).
+   * @param backups The backups root (latest.json and the sets); not needed with --from-offsite.
+   * @param set Set id (default: the set latest.json names; with --from-offsite, the newest complete copy there).
    * @param config A backup-drill config file whose postgres.sanityQueries the drill also runs.
+   * @param fromOffsite Drill the copy at the offsite destination (pulled, decrypted with --offsite-identity, verified) instead of a local set.
+   * @param offsiteEndpoint S3 endpoint URL of the offsite destination.
+   * @param offsiteBucket Bucket of the offsite destination.
+   * @param offsiteAccessKey Access key of the offsite destination.
+   * @param offsiteSecretKey Secret key of the offsite destination.
+   * @param offsitePrefix Key prefix of the copies.
+   * @param offsiteRegion Region of the bucket.
+   * @param offsitePathStyle Path-style requests (false: virtual-host style).
+   * @param offsiteIdentity age private key of an encrypted copy.
+   * @param postgresMajor PostgreSQL major of the tools (default: the set's; with --from-offsite, 17).
+   * @param redisVersion Redis major.minor of the tools (default: the set's; with --from-offsite, 7.4).
    */
   @func({ cache: "never" })
-  async restoreDrill(backups: Directory, set?: string, config?: File): Promise<Directory> {
-    const ran = await runCli(toolbox(this.images(), await setToolVersions(backups, set)), {
-      args: ["restore-drill", "--output", BACKUPS, ...(set ? ["--set", set] : []), ...(config ? ["--config", CONFIG] : [])],
+  async restoreDrill(
+    backups?: Directory,
+    set?: string,
+    config?: File,
+    fromOffsite: boolean = false,
+    offsiteEndpoint?: string,
+    offsiteBucket?: string,
+    offsiteAccessKey?: Secret,
+    offsiteSecretKey?: Secret,
+    offsitePrefix?: string,
+    offsiteRegion?: string,
+    offsitePathStyle?: boolean,
+    offsiteIdentity?: Secret,
+    postgresMajor?: number,
+    redisVersion?: string,
+  ): Promise<Directory> {
+    const o = offsite({ endpoint: offsiteEndpoint, bucket: offsiteBucket, accessKey: offsiteAccessKey, secretKey: offsiteSecretKey, prefix: offsitePrefix, region: offsiteRegion, pathStyle: offsitePathStyle, identity: offsiteIdentity }, "--from-offsite");
+    if (fromOffsite && !o.section) throw new Error("--from-offsite needs --offsite-endpoint and its keys");
+    // A copy's versions are known only once it is pulled: the newest tools we pin restore older data.
+    const versions = fromOffsite || !backups ? { postgresMajor: DEFAULT_POSTGRES_MAJOR, redisVersion: DEFAULT_REDIS_VERSION } : await setToolVersions(backups, set);
+    const files = await setConfig(config, o.section);
+    const ran = await runCli(toolbox(this.images(), { postgresMajor: postgresMajor ?? versions.postgresMajor, redisVersion: redisVersion ?? versions.redisVersion }), {
+      args: ["restore-drill", "--output", BACKUPS, ...(set ? ["--set", set] : []), ...(CONFIG in files ? ["--config", CONFIG] : []), ...(fromOffsite ? ["--from", OFFSITE, ...o.flags] : [])],
       backups,
-      files: config ? { [CONFIG]: await config.contents() } : {},
+      files,
+      bindings: o.binding ? [o.binding] : [],
       accept: [3],
+    });
+    return ran.directory(BACKUPS);
+  }
+
+  /**
+   * Copy a sealed set to an offsite S3 destination, encrypted with age to --offsite-recipients; a rerun uploads only what is missing. Returns the backups root (with the push journal).
+   *
+   * Example: dagger call push --backups=output/backups --offsite-endpoint=https://s3.example.com --offsite-bucket=backups --offsite-access-key=env://OFFSITE_ACCESS_KEY --offsite-secret-key=env://OFFSITE_SECRET_KEY --offsite-recipients=age1... export --path output/backups
+   *
+   * @param backups The backups root (latest.json and the sets).
+   * @param offsiteEndpoint S3 endpoint URL the toolbox reaches (any S3 server).
+   * @param offsiteBucket Bucket the copies go to.
+   * @param offsiteAccessKey Access key.
+   * @param offsiteSecretKey Secret key.
+   * @param set Set id (default: the set latest.json names).
+   * @param config A backup-drill config file (its own offsite section is replaced by these arguments).
+   * @param offsitePrefix Key prefix under which each set is stored as <prefix>/<set id>/.
+   * @param offsiteRegion Region of the bucket.
+   * @param offsitePathStyle Path-style requests (false: virtual-host style).
+   * @param offsiteRecipients age X25519 public keys every file is encrypted to before it leaves.
+   */
+  @func({ cache: "never" })
+  async push(
+    backups: Directory,
+    offsiteEndpoint: string,
+    offsiteBucket: string,
+    offsiteAccessKey: Secret,
+    offsiteSecretKey: Secret,
+    set?: string,
+    config?: File,
+    offsitePrefix?: string,
+    offsiteRegion?: string,
+    offsitePathStyle?: boolean,
+    offsiteRecipients?: string[],
+  ): Promise<Directory> {
+    const o = offsite({ endpoint: offsiteEndpoint, bucket: offsiteBucket, accessKey: offsiteAccessKey, secretKey: offsiteSecretKey, prefix: offsitePrefix, region: offsiteRegion, pathStyle: offsitePathStyle, recipients: offsiteRecipients }, "push");
+    const ran = await runCli(toolbox(this.images(), await setToolVersions(backups, set)), {
+      args: ["push", "--config", CONFIG, "--output", BACKUPS, "--to", OFFSITE, ...(set ? ["--set", set] : [])],
+      backups,
+      files: await setConfig(config, o.section),
+      bindings: [o.binding!],
     });
     return ran.directory(BACKUPS);
   }
@@ -191,12 +295,45 @@ export class BackupDrill {
    * @param set Set id (default: the set latest.json names).
    * @param formats Also run pg_restore --list and redis-check-rdb.
    * @param json Print the report as one JSON document.
+   * @param remote Check the copy at the offsite destination instead (presence, sizes, ETags from one listing).
+   * @param readData With --remote: download, decrypt (--offsite-identity) and hash every object.
+   * @param offsiteEndpoint S3 endpoint URL of the offsite destination.
+   * @param offsiteBucket Bucket of the offsite destination.
+   * @param offsiteAccessKey Access key of the offsite destination.
+   * @param offsiteSecretKey Secret key of the offsite destination.
+   * @param offsitePrefix Key prefix of the copies.
+   * @param offsiteRegion Region of the bucket.
+   * @param offsitePathStyle Path-style requests (false: virtual-host style).
+   * @param offsiteIdentity age private key of an encrypted copy (for --read-data).
    */
-  @func()
-  async verify(backups: Directory, set?: string, formats: boolean = true, json: boolean = false): Promise<string> {
-    const ran = await runCli(toolbox(this.images(), await setToolVersions(backups, set)), {
-      args: ["verify", "--output", BACKUPS, ...(set ? ["--set", set] : []), ...(formats ? [] : ["--no-formats"]), ...(json ? ["--json"] : [])],
+  @func({ cache: "never" })
+  async verify(
+    backups: Directory,
+    set?: string,
+    formats: boolean = true,
+    json: boolean = false,
+    remote: boolean = false,
+    readData: boolean = false,
+    offsiteEndpoint?: string,
+    offsiteBucket?: string,
+    offsiteAccessKey?: Secret,
+    offsiteSecretKey?: Secret,
+    offsitePrefix?: string,
+    offsiteRegion?: string,
+    offsitePathStyle?: boolean,
+    offsiteIdentity?: Secret,
+  ): Promise<string> {
+    const o = offsite({ endpoint: offsiteEndpoint, bucket: offsiteBucket, accessKey: offsiteAccessKey, secretKey: offsiteSecretKey, prefix: offsitePrefix, region: offsiteRegion, pathStyle: offsitePathStyle, identity: offsiteIdentity }, "--remote");
+    if (remote && !o.section) throw new Error("--remote needs --offsite-endpoint and its keys");
+    const files = await setConfig(undefined, o.section);
+    const ran = await runCli(toolbox(this.images(), remote ? { postgresMajor: DEFAULT_POSTGRES_MAJOR, redisVersion: DEFAULT_REDIS_VERSION } : await setToolVersions(backups, set)), {
+      args: [
+        "verify", "--output", BACKUPS, ...(set ? ["--set", set] : []), ...(formats ? [] : ["--no-formats"]), ...(json ? ["--json"] : []),
+        ...(remote ? ["--config", CONFIG, "--remote", OFFSITE, ...(readData ? ["--read-data", ...o.flags] : [])] : []),
+      ],
       backups,
+      files,
+      bindings: o.binding ? [o.binding] : [],
     });
     return ran.stdout();
   }
@@ -217,7 +354,7 @@ export class BackupDrill {
     const ran = await runCli(box, {
       args: ["freshness", "--output", BACKUPS, "--json", "--prometheus", `${REPORT}/freshness.prom`, "--markdown", `${REPORT}/freshness.md`, ...(deep ? ["--deep"] : []), ...(now ? ["--now", now] : []), ...(config ? ["--config", CONFIG] : [])],
       backups,
-      files: config ? { [CONFIG]: await config.contents() } : {},
+      files: await setConfig(config, undefined),
       accept: [1, 2, 3],
       stdoutTo: `${REPORT}/freshness.json`,
     });
@@ -240,7 +377,7 @@ export class BackupDrill {
     const ran = await runCli(toolbox(this.images(), await setToolVersions(backups)), {
       args: ["status", "--output", BACKUPS, ...(formats ? ["--formats"] : []), ...(now ? ["--now", now] : []), ...(json ? ["--json"] : []), ...(config ? ["--config", CONFIG] : [])],
       backups,
-      files: config ? { [CONFIG]: await config.contents() } : {},
+      files: await setConfig(config, undefined),
       accept: [1, 3],
     });
     return ran.stdout();
@@ -261,7 +398,7 @@ export class BackupDrill {
     const ran = await runCli(toolbox(this.images(), await setToolVersions(backups)), {
       args: ["prune", "--output", BACKUPS, ...(dryRun ? ["--dry-run"] : []), ...(now ? ["--now", now] : []), ...(config ? ["--config", CONFIG] : [])],
       backups,
-      files: config ? { [CONFIG]: await config.contents() } : {},
+      files: await setConfig(config, undefined),
     });
     return ran.directory(BACKUPS);
   }
@@ -271,7 +408,7 @@ export class BackupDrill {
    *
    * Example: dagger call restore --backups=output/backups --target-pg=tcp://db2:5432 --target-pg-password=env://PG2_PASSWORD --dry-run
    *
-   * @param backups The backups root (latest.json and the sets).
+   * @param backups The backups root (latest.json and the sets); not needed with --from-offsite.
    * @param set Set id (default: the set latest.json names).
    * @param config A backup-drill config file (its sources are refused as targets).
    * @param targetPg PostgreSQL server to restore into (bound as host "target-pg").
@@ -295,10 +432,19 @@ export class BackupDrill {
    * @param dryRun Print the plan and change nothing.
    * @param force Overwrite what is there.
    * @param json Print one JSON document.
+   * @param fromOffsite Restore the copy at the offsite destination (pulled, decrypted, verified) instead of a local set.
+   * @param offsiteEndpoint S3 endpoint URL of the offsite destination.
+   * @param offsiteBucket Bucket of the offsite destination.
+   * @param offsiteAccessKey Access key of the offsite destination.
+   * @param offsiteSecretKey Secret key of the offsite destination.
+   * @param offsitePrefix Key prefix of the copies.
+   * @param offsiteRegion Region of the bucket.
+   * @param offsitePathStyle Path-style requests (false: virtual-host style).
+   * @param offsiteIdentity age private key of an encrypted copy.
    */
   @func({ cache: "never" })
   async restore(
-    backups: Directory,
+    backups?: Directory,
     set?: string,
     config?: File,
     targetPg?: Service,
@@ -322,8 +468,19 @@ export class BackupDrill {
     dryRun: boolean = false,
     force: boolean = false,
     json: boolean = false,
+    fromOffsite: boolean = false,
+    offsiteEndpoint?: string,
+    offsiteBucket?: string,
+    offsiteAccessKey?: Secret,
+    offsiteSecretKey?: Secret,
+    offsitePrefix?: string,
+    offsiteRegion?: string,
+    offsitePathStyle?: boolean,
+    offsiteIdentity?: Secret,
   ): Promise<string> {
-    const bindings: Binding[] = [];
+    const o = offsite({ endpoint: offsiteEndpoint, bucket: offsiteBucket, accessKey: offsiteAccessKey, secretKey: offsiteSecretKey, prefix: offsitePrefix, region: offsiteRegion, pathStyle: offsitePathStyle, identity: offsiteIdentity }, "--from-offsite");
+    if (fromOffsite && !o.section) throw new Error("--from-offsite needs --offsite-endpoint and its keys");
+    const bindings: Binding[] = o.binding ? [o.binding] : [];
     const targets: Parameters<typeof targetConfig>[0] = {};
     if (targetPg) {
       targets.postgres = { port: await servicePort(targetPg), user: targetPgUser, password: targetPgPassword !== undefined };
@@ -339,11 +496,14 @@ export class BackupDrill {
       bindings.push({ alias: ALIAS.targetMinio, service: targetMinio, secrets: { [SECRET_VAR.targetMinioAccessKey]: targetMinioAccessKey, [SECRET_VAR.targetMinioSecretKey]: targetMinioSecretKey } });
     }
     const flag = (name: string, values: (string | number)[] | undefined) => (values ?? []).flatMap((v) => [name, String(v)]);
-    const ran = await runCli(toolbox(this.images(), await setToolVersions(backups, set)), {
+    const files = await setConfig(config, o.section);
+    const versions = fromOffsite || !backups ? { postgresMajor: DEFAULT_POSTGRES_MAJOR, redisVersion: DEFAULT_REDIS_VERSION } : await setToolVersions(backups, set);
+    const ran = await runCli(toolbox(this.images(), versions), {
       args: [
         "restore", "--output", BACKUPS, "--target-config", TARGETS,
         ...(set ? ["--set", set] : []),
-        ...(config ? ["--config", CONFIG] : []),
+        ...(CONFIG in files ? ["--config", CONFIG] : []),
+        ...(fromOffsite ? ["--from", OFFSITE, ...o.flags] : []),
         ...(services ? ["--services", services.join(",")] : []),
         ...flag("--db", db), ...flag("--rename-db", renameDb), ...flag("--redis-db", redisDb), ...flag("--bucket", bucket),
         ...(globals ? ["--globals"] : []),
@@ -354,7 +514,7 @@ export class BackupDrill {
         ...(json ? ["--json"] : []),
       ],
       backups,
-      files: { [TARGETS]: JSON.stringify(targetConfig(targets), null, 2), ...(config ? { [CONFIG]: await config.contents() } : {}) },
+      files: { [TARGETS]: JSON.stringify(targetConfig(targets), null, 2), ...files },
       bindings,
       // A dry run that a real run would refuse exits 2 and still prints the plan.
       accept: dryRun ? [2] : [],
@@ -410,6 +570,6 @@ export class BackupDrill {
       bindings.push({ alias: ALIAS.minio, service: a.minio, secrets: { [SECRET_VAR.minioAccessKey]: a.minioAccessKey, [SECRET_VAR.minioSecretKey]: a.minioSecretKey } });
     }
     const base = parseConfig(config ? await config.contents() : undefined);
-    return { config: sourceConfig(base, sections), bindings, versions };
+    return { config: sourceConfig(withOffsite(base, undefined), sections), bindings, versions };
   }
 }

@@ -51,7 +51,13 @@ export const SECRET_VAR = {
   targetRedisPassword: "SECRET_TARGET_REDIS_PASSWORD",
   targetMinioAccessKey: "SECRET_TARGET_MINIO_ACCESS_KEY",
   targetMinioSecretKey: "SECRET_TARGET_MINIO_SECRET_KEY",
+  offsiteAccessKey: "SECRET_OFFSITE_ACCESS_KEY",
+  offsiteSecretKey: "SECRET_OFFSITE_SECRET_KEY",
+  offsiteIdentity: "SECRET_OFFSITE_IDENTITY",
 } as const;
+
+/** The name of the offsite destination the module's arguments describe. */
+export const OFFSITE = "offsite";
 
 export type Images = { node: string; go: string };
 /** The versions the tools must match: PostgreSQL major, Redis "major.minor". */

@@ -5,7 +5,7 @@ import { connection, dag, type Directory, type DirectoryID, type FileID, type Se
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig, loadTargetConfig } from "../pipeline/config.js";
 import { BackupDrill } from "../src/index.js";
-import { ALIAS, APP, BACKUPS, CACHE_BUSTER, CLI, CONFIG, GO_IMAGE, MC_MODULE, MINIO_MODULE, NODE_IMAGE, RUNNER_ENV, SECRET_VAR, TARGETS } from "../src/toolbox.js";
+import { ALIAS, APP, BACKUPS, CACHE_BUSTER, CLI, CONFIG, GO_IMAGE, MC_MODULE, MINIO_MODULE, NODE_IMAGE, OFFSITE, RUNNER_ENV, SECRET_VAR, TARGETS } from "../src/toolbox.js";
 import { FakeEngine, fieldsNamed, lastExec, type Field, type Recorded } from "./fake-dagger.js";
 
 /**
@@ -256,6 +256,69 @@ describe("backup", () => {
   });
 });
 
+describe("offsite: push and the --from / --remote forms", () => {
+  const RECIPIENT = "age1" + "q".repeat(58);
+  const IDENTITY = "AGE-SECRET-KEY-1ONLYINSETSECRET";
+
+  it("push writes the destination into the config (keys and nothing else by reference) and runs push --to it", async () => {
+    files["backup-drill.config.json"] = JSON.stringify({ offsite: { destinations: { host: { endpoint: "http://x", bucket: "b", accessKey: "env:HOST_ONLY", secretKey: "env:HOST_ONLY" } } }, retention: { keepLast: 2 } });
+    let returned: Field[] = [];
+    const qs = await record(async () => {
+      const dir = await new BackupDrill().push(backups(), "https://s3.example.com", "copies", dag.setSecret("o-ak", MINIO_ACCESS), dag.setSecret("o-sk", MINIO_SECRET), SET_ID, configFile(), "prod", "eu-west-1", false, [RECIPIENT]);
+      returned = originOf(await dir.id());
+    });
+    const run = cliRun(qs);
+    expect(lastExec(run)).toEqual([...CLI, "push", "--config", CONFIG, "--output", BACKUPS, "--to", OFFSITE, "--set", SET_ID]);
+    expect(returned.at(-1)).toEqual({ name: "directory", args: { path: BACKUPS } });
+    const cfg = loadWrittenConfig(newFile(run, CONFIG));
+    expect(cfg.offsite!.destinations.map((d) => d.name)).toEqual([OFFSITE]);
+    expect(JSON.parse(newFile(run, CONFIG)).offsite.destinations[OFFSITE]).toEqual({
+      endpoint: "https://s3.example.com", bucket: "copies", prefix: "prod", region: "eu-west-1", pathStyle: false,
+      accessKey: `env:${SECRET_VAR.offsiteAccessKey}`, secretKey: `env:${SECRET_VAR.offsiteSecretKey}`, encrypt: { recipients: [RECIPIENT] },
+    });
+    expect(cfg.retention).toMatchObject({ keepLast: 2 });
+    expect(fieldsNamed(run, "withSecretVariable").map((f) => f.args.name).sort()).toEqual([SECRET_VAR.offsiteAccessKey, SECRET_VAR.offsiteSecretKey].sort());
+    for (const p of [MINIO_ACCESS, MINIO_SECRET]) for (const q of qs.filter((x) => x.query.includes(p))) expect(q.chain.map((f) => f.name)).toEqual(["setSecret", "id"]);
+  });
+
+  it("restore-drill --from-offsite pulls with the identity as a secret variable, on the newest tools unless told", async () => {
+    const run = cliRun(
+      await record(async () => {
+        await (await new BackupDrill().restoreDrill(backups(), undefined, undefined, true, "http://copies:7070", "copies", dag.setSecret("o-ak", MINIO_ACCESS), dag.setSecret("o-sk", MINIO_SECRET), undefined, undefined, undefined, dag.setSecret("o-id", IDENTITY), 15)).id();
+      }),
+    );
+    expect(lastExec(run)).toEqual([...CLI, "restore-drill", "--output", BACKUPS, "--config", CONFIG, "--from", OFFSITE, "--identity", `env:${SECRET_VAR.offsiteIdentity}`]);
+    expect(fromImages(run)[0]).toBe("postgres:15-bookworm");
+    expect(fromImages(fileOrigin(run, "/usr/local/bin/redis-server"))).toEqual(["redis:7.4-bookworm"]);
+    expect(originOf(named(run, "withSecretVariable", "name", SECRET_VAR.offsiteIdentity)?.args.secret)).toEqual([{ name: "setSecret", args: { name: "o-id", plaintext: IDENTITY } }]);
+    expect(newFile(run, CONFIG)).not.toContain(IDENTITY);
+  });
+
+  it("verify --remote --read-data checks the copy where it lives", async () => {
+    const run = cliRun(
+      await record(async () => {
+        await new BackupDrill().verify(backups(), undefined, true, true, true, true, "http://copies:7070", "copies", dag.setSecret("o-ak", MINIO_ACCESS), dag.setSecret("o-sk", MINIO_SECRET), undefined, undefined, undefined, dag.setSecret("o-id", IDENTITY));
+      }),
+    );
+    expect(lastExec(run)).toEqual([...CLI, "verify", "--output", BACKUPS, "--json", "--config", CONFIG, "--remote", OFFSITE, "--read-data", "--identity", `env:${SECRET_VAR.offsiteIdentity}`]);
+  });
+
+  it("a backup never pushes inside the toolbox: the caller's own destinations name keys it does not have", async () => {
+    files["backup-drill.config.json"] = JSON.stringify({ offsite: { destinations: { host: { endpoint: "http://x", bucket: "bbb", accessKey: "env:HOST_ONLY", secretKey: "env:HOST_ONLY" } } } });
+    const run = cliRun(await record(async () => void (await new BackupDrill().backup(undefined, configFile(), service("host-pg")))));
+    expect(JSON.parse(newFile(run, CONFIG)).offsite).toBeUndefined();
+  });
+
+  it("--from-offsite without a destination is refused before anything runs", async () => {
+    let error: Error | undefined;
+    const qs = await record(async () => {
+      await new BackupDrill().restoreDrill(backups(), undefined, undefined, true).catch((e: Error) => (error = e));
+    });
+    expect(error?.message).toMatch(/--from-offsite needs --offsite-endpoint/);
+    expect(qs.filter((q) => lastExec(q.chain)?.[1] === CLI[1])).toEqual([]);
+  });
+});
+
 describe("failures carry the CLI's own words", () => {
   it("a backup the CLI fails (exit 1) fails the call with the CLI's last lines", async () => {
     Object.assign(cli, { exitCode: 1, stderr: "[ 0.1s] backup 2026-...: postgres\nbackup-drill backup: error: postgres probe: cannot connect: ECONNREFUSED\n" });
@@ -288,7 +351,7 @@ describe("restore-drill", () => {
     expect(lastExec(run)).toEqual([...CLI, "restore-drill", "--output", BACKUPS, "--config", CONFIG]);
     expect(fromImages(run)[0]).toBe("postgres:15-bookworm");
     expect(fromImages(fileOrigin(run, "/usr/local/bin/redis-server"))).toEqual(["redis:7.0-bookworm"]);
-    expect(newFile(run, CONFIG)).toBe(files["backup-drill.config.json"]);
+    expect(JSON.parse(newFile(run, CONFIG))).toEqual(JSON.parse(files["backup-drill.config.json"]!));
     expect(returned.at(-1)).toEqual({ name: "directory", args: { path: BACKUPS } });
     // The drill's throwaway servers run inside the toolbox, as on a host: no service is bound.
     expect(fieldsNamed(run, "withServiceBinding")).toEqual([]);

@@ -46,6 +46,17 @@ const REDIS_MINIO: Record<string, ArgSpec> = {
   minioBuckets: opt("[STRING_KIND]"),
 };
 
+const OFFSITE_PULL: Record<string, ArgSpec> = {
+  offsiteEndpoint: opt("STRING_KIND"),
+  offsiteBucket: opt("STRING_KIND"),
+  offsiteAccessKey: opt("Secret"),
+  offsiteSecretKey: opt("Secret"),
+  offsitePrefix: opt("STRING_KIND"),
+  offsiteRegion: opt("STRING_KIND"),
+  offsitePathStyle: opt("BOOLEAN_KIND"),
+  offsiteIdentity: opt("Secret"),
+};
+
 const EXPECTED: Record<string, { args: Record<string, ArgSpec>; returns: string; cache?: string }> = {
   version: { args: {}, returns: "STRING_KIND" },
   backup: {
@@ -61,11 +72,45 @@ const EXPECTED: Record<string, { args: Record<string, ArgSpec>; returns: string;
   restoreDrill: {
     cache: "never",
     returns: "Directory",
-    args: { backups: { type: "Directory" }, set: opt("STRING_KIND"), config: opt("File") },
+    args: {
+      backups: opt("Directory"),
+      set: opt("STRING_KIND"),
+      config: opt("File"),
+      fromOffsite: { type: "BOOLEAN_KIND", default: false },
+      ...OFFSITE_PULL,
+      postgresMajor: opt("INTEGER_KIND"),
+      redisVersion: opt("STRING_KIND"),
+    },
+  },
+  push: {
+    cache: "never",
+    returns: "Directory",
+    args: {
+      backups: { type: "Directory" },
+      offsiteEndpoint: { type: "STRING_KIND" },
+      offsiteBucket: { type: "STRING_KIND" },
+      offsiteAccessKey: { type: "Secret" },
+      offsiteSecretKey: { type: "Secret" },
+      set: opt("STRING_KIND"),
+      config: opt("File"),
+      offsitePrefix: opt("STRING_KIND"),
+      offsiteRegion: opt("STRING_KIND"),
+      offsitePathStyle: opt("BOOLEAN_KIND"),
+      offsiteRecipients: opt("[STRING_KIND]"),
+    },
   },
   verify: {
+    cache: "never",
     returns: "STRING_KIND",
-    args: { backups: { type: "Directory" }, set: opt("STRING_KIND"), formats: { type: "BOOLEAN_KIND", default: true }, json: { type: "BOOLEAN_KIND", default: false } },
+    args: {
+      backups: { type: "Directory" },
+      set: opt("STRING_KIND"),
+      formats: { type: "BOOLEAN_KIND", default: true },
+      json: { type: "BOOLEAN_KIND", default: false },
+      remote: { type: "BOOLEAN_KIND", default: false },
+      readData: { type: "BOOLEAN_KIND", default: false },
+      ...OFFSITE_PULL,
+    },
   },
   freshness: {
     cache: "never",
@@ -86,7 +131,7 @@ const EXPECTED: Record<string, { args: Record<string, ArgSpec>; returns: string;
     cache: "never",
     returns: "STRING_KIND",
     args: {
-      backups: { type: "Directory" },
+      backups: opt("Directory"),
       set: opt("STRING_KIND"),
       config: opt("File"),
       targetPg: opt("Service"),
@@ -110,6 +155,8 @@ const EXPECTED: Record<string, { args: Record<string, ArgSpec>; returns: string;
       dryRun: { type: "BOOLEAN_KIND", default: false },
       force: { type: "BOOLEAN_KIND", default: false },
       json: { type: "BOOLEAN_KIND", default: false },
+      fromOffsite: { type: "BOOLEAN_KIND", default: false },
+      ...OFFSITE_PULL,
     },
   },
   sandbox: {
@@ -147,7 +194,7 @@ describe("the Dagger module as the SDK's introspector sees it", () => {
   });
 
   it("every function that talks to servers or reads the clock is never cached (a call never returns a stale result)", () => {
-    for (const name of ["backup", "check", "restoreDrill", "freshness", "status", "prune", "restore", "sandbox"]) expect(fns[name]!.cache, name).toBe("never");
+    for (const name of ["backup", "check", "restoreDrill", "push", "verify", "freshness", "status", "prune", "restore", "sandbox"]) expect(fns[name]!.cache, name).toBe("never");
   });
 
   it("every function has a one-line summary and an `Example: dagger call` line naming itself", () => {

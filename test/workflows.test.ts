@@ -52,9 +52,12 @@ describe(".github/workflows/backup-drill.yml", () => {
     expect(w.on).toHaveProperty("workflow_dispatch");
   });
 
-  it("calls backup, restore-drill and freshness, in that order, through the pinned dagger-for-github", () => {
+  it("calls backup, push (when the offsite secrets are set), restore-drill and freshness, in that order, through the pinned dagger-for-github", () => {
     const calls = daggerSteps(w).map((s) => parseCall(s.with!.args ?? s.with!.call!).fn);
-    expect(calls).toEqual(["backup", "restore-drill", "freshness"]);
+    expect(calls).toEqual(["backup", "push", "restore-drill", "freshness"]);
+    const push = daggerSteps(w)[1]!;
+    expect(push.if).toContain("env.OFFSITE_ACCESS_KEY != ''");
+    expect(push.with!.args).toContain("--offsite-recipients=");
     for (const s of daggerSteps(w)) expect(s.uses).toMatch(/^dagger\/dagger-for-github@v\d+\.\d+\.\d+$/);
   });
 
