@@ -78,12 +78,17 @@ describe("restore-drill", () => {
     const summary = DrillSummarySchema.parse(JSON.parse(r.stdout));
     expect(summary).toMatchObject({ ok: true, setId, totals: { failed: 0 } });
     const kinds = new Set(summary.services.postgres!.checks.map((c) => c.check));
-    expect([...kinds].sort()).toEqual(["row-count", "sanity-query", "schema-roundtrip"]);
+    expect([...kinds].sort()).toEqual(["large-objects", "row-count", "sanity-query", "schema-roundtrip"]);
     expect(summary.services.postgres!.checks.filter((c) => c.check === "sanity-query")).toHaveLength(3);
-    expect(new Set(summary.services.redis!.checks.map((c) => c.check))).toEqual(new Set(["keyspace", "key-values"]));
+    expect(new Set(summary.services.redis!.checks.map((c) => c.check))).toEqual(new Set(["keyspace", "key-values", "functions", "stream-groups"]));
     expect(new Set(summary.services.minio!.checks.map((c) => c.check))).toEqual(
-      new Set(["object-count", "object-keys", "object-content", "object-attributes", "canary"]),
+      new Set(["object-count", "object-keys", "object-content", "object-attributes", "canary", "versioning", "object-versions", "bucket-config"]),
     );
+    // Materialized views: the populated one by its rows, the WITH NO DATA one back unpopulated.
+    expect(summary.services.postgres!.checks.find((c) => c.subject === "app.public.customer_order_counts")).toMatchObject({ expected: 500, actual: 500, ok: true });
+    expect(summary.services.postgres!.checks.find((c) => c.subject === "app.public.monthly_revenue")).toMatchObject({ expected: "not populated", actual: "not populated", ok: true });
+    expect(summary.services.minio!.checks.find((c) => c.check === "object-versions")).toMatchObject({ subject: "archive", ok: true, expected: "3 keys, 6 versions, 3 delete markers" });
+    expect(summary.services.minio!.checks.filter((c) => c.warning)).toEqual([]); // the sandbox buckets have nothing the tool cannot carry
     for (const c of [...summary.services.postgres!.checks, ...summary.services.redis!.checks, ...summary.services.minio!.checks]) {
       expect(c, c.subject).toHaveProperty("expected");
       expect(c, c.subject).toHaveProperty("actual");
@@ -129,6 +134,34 @@ describe("restore-drill", () => {
         s.digest = "0".repeat(64);
       },
       /FAIL redis key-values db0: .*user:7 \(value differs\)/,
+    ],
+    [
+      "a recorded FUNCTION library",
+      (m: Manifest) => {
+        m.services.redis!.functions![0]!.codeSha256 = "0".repeat(64);
+      },
+      /FAIL redis functions libraries: .* — libraries: shop \(code differs\)/,
+    ],
+    [
+      "a recorded consumer group",
+      (m: Manifest) => {
+        m.services.redis!.streamGroups![0]!.groups[0]!.pending = 2;
+      },
+      /FAIL redis stream-groups db0: .* — streams: events \(group mailer 1 pending, backup has 2\)/,
+    ],
+    [
+      "the recorded large objects",
+      (m: Manifest) => {
+        m.services.postgres!.databases.find((d) => d.name === "app")!.largeObjects!.digest = "0".repeat(64);
+      },
+      /FAIL postgres large-objects app: .* — content \(md5\) differs/,
+    ],
+    [
+      "a WITH NO DATA materialized view (recorded as populated)",
+      (m: Manifest) => {
+        Object.assign(m.services.postgres!.databases.find((d) => d.name === "app")!.tables.find((t) => t.name === "monthly_revenue")!, { populated: true, rows: 3, storedRows: 3 });
+      },
+      /FAIL postgres row-count app\.public\.monthly_revenue: expected 3, got not populated/,
     ],
     [
       "a recorded object ETag (the source server's MD5)",

@@ -149,7 +149,9 @@ export async function redisFunctionsFingerprint(t: RedisTarget): Promise<unknown
   const c = await plainRedis(t);
   try {
     const libs = (await c.call("FUNCTION", "LIST", "WITHCODE")) as unknown[][];
-    return libs.sort((a, b) => String(a[1]).localeCompare(String(b[1])));
+    // The server keeps a library's functions in a hash table: their order is not data.
+    const sortFunctions = (lib: unknown[]) => lib.map((v, i) => (lib[i - 1] === "functions" ? [...(v as unknown[][])].sort((a, b) => String(a[1]).localeCompare(String(b[1]))) : v));
+    return libs.map(sortFunctions).sort((a, b) => String(a[1]).localeCompare(String(b[1])));
   } finally {
     c.disconnect();
   }
