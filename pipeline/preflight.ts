@@ -2,7 +2,7 @@ import { mkdir, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Redis } from "ioredis";
 import { connectPostgres, probePostgres, quoteIdent } from "../probes/postgres.js";
-import { endpointLabel, listBucketNames, listObjects, minioClient, runCanary } from "../probes/minio.js";
+import { endpointLabel, getBucketConfig, hasDefaultRetention, listBucketNames, listObjects, minioClient, runCanary } from "../probes/minio.js";
 import { connectRedis, parseInfo, redisTarget } from "../probes/redis.js";
 import { checkPgDumpVersion } from "./backup/postgres.js";
 import type { Config, ServiceName } from "./config.js";
@@ -238,7 +238,9 @@ async function minioChecks(cfg: Config, out: PreflightCheck[], opts: PreflightOp
       out.push(fail("minio", `list+get ${bucket}`, reason(err), `grant s3:ListBucket and s3:GetObject on ${bucket}`));
       continue;
     }
-    if (opts.canary ?? true) {
+    if ((opts.canary ?? true) && hasDefaultRetention(await getBucketConfig(client, bucket, "objectLock").catch(() => undefined))) {
+      out.push(pass("minio", `canary ${bucket}`, "not run: the bucket's default retention would keep the canary's object"));
+    } else if (opts.canary ?? true) {
       const c = await runCanary(client, bucket);
       out.push(c.ok ? pass("minio", `canary ${bucket}`, "put, read back, delete") : fail("minio", `canary ${bucket}`, c.error ?? "failed", `grant s3:PutObject and s3:DeleteObject on ${bucket}, or set minio.canary to false`));
     }
