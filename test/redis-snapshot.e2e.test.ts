@@ -98,20 +98,22 @@ describe("Redis: one snapshot per backup, expectations read from it", () => {
       expect(backup.code, backup.stderr).toBe(0);
       const rate = load.writes / load.seconds;
       expect(rate, "the writer kept up its rate during the backup").toBeGreaterThan(3_000);
-      expect(await forks(admin), "one snapshot (the SYNC's fork), no BGSAVE").toBe(forksBefore + 1);
+      const forksAfter = await forks(admin);
       const id = JSON.parse(backup.stdout).id as string;
       sets.push(id);
-      const m = ManifestSchema.parse(JSON.parse(readFileSync(join(output, id, "manifest.json"), "utf8")));
-      const r = m.services.redis!;
-      expect(r.bgsave).toBeUndefined();
-      expect(r.snapshot?.describedWith).toMatch(/^redis-server \d+\.\d+/);
-      expect(r.live!.drift.some((d) => d.keys !== 0), "the keyspace moved between the request and the snapshot: the writer was writing").toBe(true);
 
       const t1 = Date.now();
       const drill = await runCli(["restore-drill", "--config", config, "--set", id, "--json", "--quiet"], { env });
       expect(drill.code, drill.stdout + drill.stderr).toBe(0);
       const summary = JSON.parse(drill.stdout);
       expect(summary.ok).toBe(true);
+
+      expect(forksAfter, "one snapshot (the SYNC's fork), no BGSAVE").toBe(forksBefore + 1);
+      const m = ManifestSchema.parse(JSON.parse(readFileSync(join(output, id, "manifest.json"), "utf8")));
+      const r = m.services.redis!;
+      expect(r.bgsave).toBeUndefined();
+      expect(r.snapshot?.describedWith).toMatch(/^redis-server \d+\.\d+/);
+      expect(r.live!.drift.some((d) => d.keys !== 0), "the keyspace moved between the request and the snapshot: the writer was writing").toBe(true);
       const keys = r.keyspace.reduce((a, k) => a + k.keys, 0);
       report.push(
         `run ${run}: ${Math.round(rate)} writes/s during backup (${backupMs} ms), snapshot ${keys} keys, live drift ${r.live!.drift.map((d) => `db${d.db} ${d.keys >= 0 ? "+" : ""}${d.keys}`).join(" ")}, ` +
