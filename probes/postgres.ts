@@ -121,10 +121,28 @@ export async function countTables(client: pg.Client, opts: { refreshRows?: boole
       continue;
     }
     const storedRows = await countOf(client, from);
-    const rows = opts.refreshRows === false ? storedRows : await countOf(client, `(${t.query!.trim().replace(/;$/, "")}) AS q`);
+    const rows = opts.refreshRows === false ? storedRows : ((await refreshCount(client, t.query!)) ?? storedRows);
     out.push({ schema: t.schema, name: t.name, kind: "matview", rows, populated: true, storedRows, bytes: Number(t.bytes) });
   }
   return out;
+}
+
+/**
+ * The rows a materialized view's query returns now, or undefined when it
+ * cannot be run (a role that may read the view but not its tables): then
+ * the rows it holds are the best expectation there is. A savepoint keeps a
+ * failure from aborting the snapshot's transaction.
+ */
+async function refreshCount(client: pg.Client, query: string): Promise<number | undefined> {
+  await client.query("SAVEPOINT backup_drill_view_count");
+  try {
+    const n = await countOf(client, `(${query.trim().replace(/;$/, "")}) AS q`);
+    await client.query("RELEASE SAVEPOINT backup_drill_view_count");
+    return n;
+  } catch {
+    await client.query("ROLLBACK TO SAVEPOINT backup_drill_view_count");
+    return undefined;
+  }
 }
 
 /** Large objects bigger than this are read in pieces and hashed here, not by the server in one go. */
