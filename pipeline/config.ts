@@ -78,7 +78,9 @@ export const RedisSchema = z
     port: port(6379),
     username: name.optional().meta({ description: "ACL user (default: the default user)." }),
     password: secretRef("Password (requirepass or the ACL user's)").optional(),
-    bgsaveTimeout: duration("How long to wait for BGSAVE to finish.").default("10m"),
+    bgsaveTimeout: duration(
+      "How long the snapshot may take: the server's fork for redis-cli --rdb (a replication SYNC, the server's own BGSAVE) and the transfer. The name is kept from when a separate BGSAVE was waited for.",
+    ).default("1h"),
     sampleSize: z
       .number()
       .int()

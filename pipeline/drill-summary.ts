@@ -26,6 +26,8 @@ export const DrillCheckSchema = z.strictObject({
   actual: z.unknown(),
   durationMs: z.number().int().min(0),
   detail: z.string().optional(),
+  /** A passing check with a caveat the operator must know: a source feature this set does not carry, a check that could not run. */
+  warning: z.string().optional(),
 });
 export type DrillCheck = z.infer<typeof DrillCheckSchema>;
 

@@ -3,8 +3,9 @@ import { createInterface } from "node:readline";
 import { z } from "zod";
 
 /**
- * minio/<bucket>.objects.jsonl: one line per object, holding what `mc mirror`
- * loses (Content-Type, Content-Encoding, Cache-Control, user metadata, tags,
+ * minio/<bucket>.objects.jsonl: one line per object (per version and delete
+ * marker for a versioned bucket), holding what `mc mirror` loses
+ * (Content-Type, Content-Encoding, Cache-Control, user metadata, tags,
  * folder/ markers) and where the object's bytes are in the set.
  */
 export const ObjectEntrySchema = z.strictObject({
@@ -26,6 +27,14 @@ export const ObjectEntrySchema = z.strictObject({
   /** Why the key is not stored at its own path (then `path` is under <bucket>.unmapped/). */
   pathReason: z.string().optional(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /**
+   * Versioned buckets only: the source's version ID (information: no S3 server lets a restore
+   * choose version IDs), whether it was the key's latest, and whether it is a delete marker.
+   * A versioned listing holds every version and delete marker, by key, oldest first.
+   */
+  versionId: z.string().optional(),
+  isLatest: z.boolean().optional(),
+  deleteMarker: z.boolean().optional(),
 });
 export type ObjectEntry = z.infer<typeof ObjectEntrySchema>;
 

@@ -24,9 +24,31 @@ export const FileEntrySchema = z.strictObject({
 export const TableFactsSchema = z.strictObject({
   schema: z.string(),
   name: z.string(),
-  rows: z.number().int().min(0),
+  kind: z
+    .literal("matview")
+    .optional()
+    .meta({ description: "A materialized view; absent for an ordinary table." }),
+  rows: z.number().int().min(0).meta({
+    description:
+      "Rows the restore must give back: a table's rows; for a populated materialized view, the rows its query returns in the backup's snapshot (what pg_restore's REFRESH recreates); 0 when not populated.",
+  }),
+  populated: z.boolean().optional().meta({ description: "Materialized views: whether it holds data (false: WITH NO DATA, must come back unpopulated)." }),
+  storedRows: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .meta({ description: "Materialized views: the rows it held at backup time (information; differs from rows when it was not refreshed since its tables changed)." }),
   bytes: z.number().int().min(0),
 });
+
+export const LargeObjectFactsSchema = z
+  .strictObject({
+    count: z.number().int().min(1),
+    bytes: z.number().int().min(0),
+    digest: sha256.meta({ description: 'sha256 of one "<oid> <size> <md5>" line per large object, in oid order.' }),
+  })
+  .meta({ description: "Large objects (pg_largeobject) in the backup's snapshot; absent when the database has none." });
 
 export const PostgresFactsSchema = z.strictObject({
   serverVersion: z.string(),
@@ -41,6 +63,7 @@ export const PostgresFactsSchema = z.strictObject({
       schemaFile: z.string(),
       sizeBytes: z.number().int().min(0),
       tables: z.array(TableFactsSchema),
+      largeObjects: LargeObjectFactsSchema.optional(),
     }),
   ),
 });
@@ -51,31 +74,80 @@ export const RedisSampleSchema = z.strictObject({
   keyEncoding: z.enum(["utf8", "base64"]),
   type: z.string(),
   digest: sha256,
-  ttlMs: z.number().int().meta({ description: "PTTL at sampling time; -1 when the key has no expiry." }),
+  ttlMs: z.number().int().meta({ description: "PTTL when read from the snapshot; -1 when the key has no expiry." }),
+});
+
+const KeyspaceSchema = z.array(z.strictObject({ db: z.number().int().min(0), keys: z.number().int().min(0), expires: z.number().int().min(0) }));
+
+export const RedisFunctionLibrarySchema = z.strictObject({
+  name: z.string(),
+  engine: z.string(),
+  codeSha256: sha256,
+  functions: z.array(z.strictObject({ name: z.string(), flags: z.array(z.string()) })),
+});
+
+export const RedisStreamGroupsSchema = z.strictObject({
+  db: z.number().int().min(0),
+  key: z.string().meta({ description: "The stream's key; base64 when keyEncoding is base64." }),
+  keyEncoding: z.enum(["utf8", "base64"]),
+  groups: z.array(
+    z.strictObject({
+      name: z.string(),
+      lastDeliveredId: z.string(),
+      pending: z.number().int().min(0),
+      consumers: z.number().int().min(0),
+    }),
+  ),
 });
 
 export const RedisFactsSchema = z.strictObject({
   version: z.string(),
   runId: z.string(),
   role: z.string(),
-  keyspace: z.array(z.strictObject({ db: z.number().int().min(0), keys: z.number().int().min(0), expires: z.number().int().min(0) })),
-  bgsave: z.strictObject({
-    lastsaveBefore: z.number().int(),
-    lastsaveAfter: z.number().int(),
-    status: z.string(),
-    waitedMs: z.number().int().min(0),
-    joinedRunning: z.boolean().meta({ description: "A BGSAVE was already running and was waited for." }),
+  keyspace: KeyspaceSchema.meta({
+    description: "Keys per db in dump.rdb itself (read from the snapshot loaded into a throwaway server): what the drill checks.",
   }),
+  snapshot: z
+    .strictObject({
+      pulledAt: iso.meta({ description: "When redis-cli --rdb finished pulling the snapshot." }),
+      describedWith: z.string().meta({ description: "The redis-server version that loaded dump.rdb to read the expectations from it." }),
+    })
+    .optional(),
+  live: z
+    .strictObject({
+      at: iso,
+      keyspace: KeyspaceSchema,
+      drift: z
+        .array(z.strictObject({ db: z.number().int().min(0), keys: z.number().int(), expires: z.number().int() }))
+        .meta({ description: "Snapshot minus live per db (negative when keys went away): writes between the request and the snapshot; information, never a failure." }),
+    })
+    .optional()
+    .meta({ description: "The source's own keyspace when the snapshot was requested (information)." }),
+  bgsave: z
+    .strictObject({
+      lastsaveBefore: z.number().int(),
+      lastsaveAfter: z.number().int(),
+      status: z.string(),
+      waitedMs: z.number().int().min(0),
+      joinedRunning: z.boolean().meta({ description: "A BGSAVE was already running and was waited for." }),
+    })
+    .optional()
+    .meta({ description: "Sets taken before snapshots were described from dump.rdb: the BGSAVE waited for." }),
   rdb: z.string(),
   rdbCheck: z.literal("ok"),
   sample: z.array(RedisSampleSchema),
+  functions: z.array(RedisFunctionLibrarySchema).optional().meta({ description: "FUNCTION libraries in dump.rdb, by name." }),
+  streamGroups: z
+    .array(RedisStreamGroupsSchema)
+    .optional()
+    .meta({ description: "Every stream in dump.rdb that has consumer groups, with its groups." }),
 });
 
 export const BucketFactsSchema = z.strictObject({
   name: z.string(),
   dir: z.string(),
   listing: z.string(),
-  objects: z.number().int().min(0),
+  objects: z.number().int().min(0).meta({ description: "Lines in the listing: objects, or for a versioned bucket every version and delete marker." }),
   bytes: z.number().int().min(0),
   markers: z.number().int().min(0).meta({ description: "Zero-byte folder/ marker objects (no file; in the listing only)." }),
   unmapped: z
@@ -84,8 +156,35 @@ export const BucketFactsSchema = z.strictObject({
     .min(0)
     .meta({ description: "Objects whose key is not a safe relative path; stored by sha256(key) under <bucket>.unmapped/." }),
   canary: z
-    .strictObject({ ok: z.boolean(), key: z.string(), sha256, bytes: z.number().int(), durationMs: z.number().int() })
+    .strictObject({
+      ok: z.boolean(),
+      key: z.string(),
+      sha256,
+      bytes: z.number().int(),
+      durationMs: z.number().int(),
+      versionId: z.string().optional().meta({ description: "The version the canary created and removed again (versioned buckets)." }),
+    })
     .optional(),
+  versioning: z
+    .enum(["Enabled", "Suspended"])
+    .optional()
+    .meta({ description: "The bucket's versioning state; absent for a bucket that never had versioning. A versioned bucket's listing holds every version and delete marker." }),
+  versions: z
+    .strictObject({ keys: z.number().int().min(0), versions: z.number().int().min(0), deleteMarkers: z.number().int().min(0) })
+    .optional()
+    .meta({ description: "Versioned buckets: keys, object versions and delete markers in the listing (objects counts them all)." }),
+  configs: z
+    .strictObject({
+      versioning: z.string().optional(),
+      objectLock: z.string().optional(),
+      lifecycle: z.string().optional(),
+    })
+    .optional()
+    .meta({ description: "Bucket configurations as the server gave them (XML), put back by a restore: versioning, object lock, lifecycle." }),
+  warnings: z
+    .array(z.string())
+    .optional()
+    .meta({ description: "Bucket features this set does not carry, each named (policy, tags, encryption, replication, notifications, per-version retention)." }),
 });
 
 export const MinioFactsSchema = z.strictObject({
@@ -126,6 +225,10 @@ export type FileEntry = z.infer<typeof FileEntrySchema>;
 export type PostgresFacts = z.infer<typeof PostgresFactsSchema>;
 export type RedisFacts = z.infer<typeof RedisFactsSchema>;
 export type RedisSample = z.infer<typeof RedisSampleSchema>;
+export type RedisFunctionLibrary = z.infer<typeof RedisFunctionLibrarySchema>;
+export type RedisStreamGroups = z.infer<typeof RedisStreamGroupsSchema>;
+export type TableFacts = z.infer<typeof TableFactsSchema>;
+export type LargeObjectFacts = z.infer<typeof LargeObjectFactsSchema>;
 export type MinioFacts = z.infer<typeof MinioFactsSchema>;
 export type BucketFacts = z.infer<typeof BucketFactsSchema>;
 

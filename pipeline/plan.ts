@@ -71,13 +71,24 @@ export function planPostgres(src: PostgresSource, facts: PostgresFacts, at: Endp
       secretEnv,
       outputs: [layout.dir],
     });
-    // The schema as the dump holds it, for the drill's round-trip comparison.
+    // The schema as pg_dump --schema-only writes it, from the same snapshot: the drill dumps the
+    // restored database the same way, so both sides are produced alike (pg_restore --schema-only of
+    // the dump would also keep entries such as MATERIALIZED VIEW DATA that a schema dump never has).
     steps.push({
       id: `postgres/schema/${db}`,
       service: "postgres",
-      argv: ["pg_restore", "--schema-only", "--file", layout.schemaFile, layout.dir],
-      env: {},
-      secretEnv: {},
+      argv: [
+        "pg_dump",
+        "--schema-only",
+        ...(snapshot ? [`--snapshot=${snapshot}`] : []),
+        ...conn,
+        "--file",
+        layout.schemaFile,
+        "--dbname",
+        `dbname=${conninfoQuote(db)}`,
+      ],
+      env,
+      secretEnv,
       outputs: [layout.schemaFile],
     });
   }
@@ -124,7 +135,7 @@ export type MinioFacts = { buckets: string[] };
 /** The mc alias the steps use; MC_HOST_<alias> carries the endpoint and credentials. */
 export const MC_ALIAS = "src";
 
-export type BucketLayout = { bucket: string; dir: string; listing: string; unmapped: string };
+export type BucketLayout = { bucket: string; dir: string; listing: string; unmapped: string; versions: string };
 
 export function bucketLayout(bucket: string): BucketLayout {
   const seg = pathSegment(bucket);
@@ -133,6 +144,8 @@ export function bucketLayout(bucket: string): BucketLayout {
     dir: `minio/${seg}`,
     listing: `minio/${seg}.objects.jsonl`,
     unmapped: `minio/${seg}.unmapped`,
+    // Noncurrent versions of a versioned bucket: <versions>/<sha256(key)>/<n>, n counting from the oldest.
+    versions: `minio/${seg}.versions`,
   };
 }
 

@@ -2,7 +2,7 @@ import { mkdir, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Redis } from "ioredis";
 import { connectPostgres, probePostgres, quoteIdent } from "../probes/postgres.js";
-import { endpointLabel, listBucketNames, listObjects, minioClient, runCanary } from "../probes/minio.js";
+import { endpointLabel, getBucketConfig, hasDefaultRetention, listBucketNames, listObjects, minioClient, runCanary } from "../probes/minio.js";
 import { connectRedis, parseInfo, redisTarget } from "../probes/redis.js";
 import { checkPgDumpVersion } from "./backup/postgres.js";
 import type { Config, ServiceName } from "./config.js";
@@ -164,11 +164,6 @@ async function redisChecks(cfg: Config, out: PreflightCheck[]): Promise<number> 
       return 0;
     }
     const user = src.username ?? "default";
-    out.push(
-      (await allowedByAcl(client, "BGSAVE", ["backup-drill-preflight"]))
-        ? pass("redis", "BGSAVE", "allowed")
-        : fail("redis", "BGSAVE", `user "${user}" may not run BGSAVE`, `ACL SETUSER ${user} +bgsave`),
-    );
     // redis-cli --rdb syncs like a replica (SYNC). ACL DRYRUN answers exactly when the user may ask; otherwise PSYNC stands in.
     let sync: boolean;
     try {
@@ -179,9 +174,35 @@ async function redisChecks(cfg: Config, out: PreflightCheck[]): Promise<number> 
     }
     out.push(sync ? pass("redis", "replication sync", "allowed") : fail("redis", "replication sync", `user "${user}" may not SYNC (redis-cli --rdb needs it)`, `ACL SETUSER ${user} +sync +psync +replconf`));
     out.push(toolCheck("redis", "redis-cli", cfg), toolCheck("redis", "redis-check-rdb", cfg));
+    out.push(await redisServerCheck(cfg, info.redis_version ?? "0"));
     return Number(info.used_memory ?? 0);
   } finally {
     client.disconnect();
+  }
+}
+
+/** major.minor as one comparable number. */
+function minorOf(version: string): number {
+  const [major = 0, minor = 0] = version.split(".").map(Number);
+  return major * 1000 + minor;
+}
+
+/**
+ * The backup loads the pulled dump.rdb into a local redis-server to read the
+ * drill's expectations from it: that server must read the source's RDB
+ * format, i.e. be at least the source's major.minor.
+ */
+async function redisServerCheck(cfg: Config, sourceVersion: string): Promise<PreflightCheck> {
+  const found = toolCheck("redis", "redis-server", cfg);
+  if (!found.ok) return found;
+  try {
+    const v = await toolVersion(found.detail);
+    if (minorOf(v) < minorOf(sourceVersion)) {
+      return fail("redis", "tool redis-server", `redis-server ${v} cannot load snapshots of Redis ${sourceVersion}`, `install redis-server ${sourceVersion.split(".").slice(0, 2).join(".")} or newer, or set tools.redis_server`);
+    }
+    return pass("redis", "tool redis-server", `redis-server ${v} (server ${sourceVersion}): reads the snapshot to describe it`);
+  } catch (err) {
+    return fail("redis", "tool redis-server", reason(err), "install redis-server or set tools.redis_server");
   }
 }
 
@@ -217,7 +238,9 @@ async function minioChecks(cfg: Config, out: PreflightCheck[], opts: PreflightOp
       out.push(fail("minio", `list+get ${bucket}`, reason(err), `grant s3:ListBucket and s3:GetObject on ${bucket}`));
       continue;
     }
-    if (opts.canary ?? true) {
+    if ((opts.canary ?? true) && hasDefaultRetention(await getBucketConfig(client, bucket, "objectLock").catch(() => undefined))) {
+      out.push(pass("minio", `canary ${bucket}`, "not run: the bucket's default retention would keep the canary's object"));
+    } else if (opts.canary ?? true) {
       const c = await runCanary(client, bucket);
       out.push(c.ok ? pass("minio", `canary ${bucket}`, "put, read back, delete") : fail("minio", `canary ${bucket}`, c.error ?? "failed", `grant s3:PutObject and s3:DeleteObject on ${bucket}, or set minio.canary to false`));
     }

@@ -1,5 +1,5 @@
 import type { BackupResult } from "./backup.js";
-import type { DrillSummary } from "./drill-summary.js";
+import type { DrillCheck, DrillSummary } from "./drill-summary.js";
 import type { RestoreSummary } from "./restore-summary.js";
 import type { VerifyReport } from "./verify.js";
 
@@ -38,7 +38,13 @@ export function backupJson(r: BackupResult) {
         ? {
             postgres: {
               serverVersion: m.services.postgres.serverVersion,
-              databases: m.services.postgres.databases.map((d) => ({ name: d.name, tables: d.tables.length, rows: d.tables.reduce((a, t) => a + t.rows, 0) })),
+              databases: m.services.postgres.databases.map((d) => ({
+                name: d.name,
+                tables: d.tables.filter((t) => t.kind === undefined).length,
+                rows: d.tables.reduce((a, t) => a + (t.kind === undefined ? t.rows : 0), 0),
+                ...(d.tables.some((t) => t.kind === "matview") ? { materializedViews: d.tables.filter((t) => t.kind === "matview").length } : {}),
+                ...(d.largeObjects ? { largeObjects: d.largeObjects.count } : {}),
+              })),
             },
           }
         : {}),
@@ -46,7 +52,18 @@ export function backupJson(r: BackupResult) {
         ? { redis: { version: m.services.redis.version, keyspace: m.services.redis.keyspace, sampled: m.services.redis.sample.length } }
         : {}),
       ...(m.services.minio
-        ? { minio: { buckets: m.services.minio.buckets.map((b) => ({ name: b.name, objects: b.objects, bytes: b.bytes, unmapped: b.unmapped })) } }
+        ? {
+            minio: {
+              buckets: m.services.minio.buckets.map((b) => ({
+                name: b.name,
+                objects: b.objects,
+                bytes: b.bytes,
+                unmapped: b.unmapped,
+                ...(b.versions ? { versioning: b.versioning, versions: b.versions } : {}),
+                ...(b.warnings ? { warnings: b.warnings } : {}),
+              })),
+            },
+          }
         : {}),
     },
     totals: m.totals,
@@ -60,20 +77,40 @@ export function backupHuman(r: BackupResult): string {
   const pg = m.services.postgres;
   if (pg) {
     for (const d of pg.databases) {
-      rows.push(["postgres", d.name, `${d.tables.length} tables, ${d.tables.reduce((a, t) => a + t.rows, 0)} rows`]);
+      const tables = d.tables.filter((t) => t.kind === undefined);
+      const views = d.tables.length - tables.length;
+      rows.push([
+        "postgres",
+        d.name,
+        `${tables.length} tables, ${tables.reduce((a, t) => a + t.rows, 0)} rows` +
+          (views ? `, ${views} materialized view(s)` : "") +
+          (d.largeObjects ? `, ${d.largeObjects.count} large object(s)` : ""),
+      ]);
     }
     if (pg.globals) rows.push(["postgres", "globals", pg.globals]);
   }
   const rd = m.services.redis;
-  if (rd) for (const k of rd.keyspace) rows.push(["redis", `db${k.db}`, `${k.keys} keys, ${k.expires} with TTL`]);
-  for (const b of m.services.minio?.buckets ?? []) {
-    rows.push(["minio", b.name, `${b.objects} objects, ${humanBytes(b.bytes)}${b.unmapped ? `, ${b.unmapped} by hashed name` : ""}`]);
+  if (rd) {
+    for (const k of rd.keyspace) {
+      const drift = rd.live?.drift.find((d) => d.db === k.db);
+      rows.push(["redis", `db${k.db}`, `${k.keys} keys, ${k.expires} with TTL${drift?.keys ? ` (${drift.keys > 0 ? "+" : ""}${drift.keys} while the snapshot was taken)` : ""}`]);
+    }
+    if (rd.functions?.length) rows.push(["redis", "functions", rd.functions.map((f) => f.name).join(", ")]);
+    if (rd.streamGroups?.length) rows.push(["redis", "stream groups", `${rd.streamGroups.reduce((a, s) => a + s.groups.length, 0)} in ${rd.streamGroups.length} stream(s)`]);
   }
+  for (const b of m.services.minio?.buckets ?? []) {
+    const what = b.versions
+      ? `versioning ${b.versioning}: ${b.versions.keys} keys, ${b.versions.versions} versions, ${b.versions.deleteMarkers} delete markers`
+      : `${b.objects} objects`;
+    rows.push(["minio", b.name, `${what}, ${humanBytes(b.bytes)}${b.unmapped ? `, ${b.unmapped} by hashed name` : ""}`]);
+  }
+  const warnings = (m.services.minio?.buckets ?? []).flatMap((b) => (b.warnings ?? []).map((w) => `WARNING minio ${b.name}: ${w}`));
   const seconds = ((Date.parse(m.finishedAt) - Date.parse(m.startedAt)) / 1000).toFixed(1);
   return [
     `backup ${r.id} complete in ${seconds}s: ${m.totals.files} files, ${humanBytes(m.totals.bytes)}`,
     table(["service", "item", "contents"], rows),
     `set: ${r.dir}`,
+    ...warnings,
     ...(r.prune
       ? [r.prune.ok ? `prune: removed ${r.prune.removed.length} (${r.prune.removed.join(", ") || "nothing"}), kept ${r.prune.kept}` : `prune: FAILED (the set is complete): ${r.prune.error}`]
       : []),
@@ -95,12 +132,22 @@ function short(v: unknown): string {
   return s === undefined ? "" : s.length > 40 ? `${s.slice(0, 39)}…` : s;
 }
 
+
+function verdict(c: DrillCheck): string {
+  return c.ok ? (c.warning ? "WARN" : "ok") : "FAIL";
+}
+
+/** "  WARN minio not-carried assets: bucket policy: ..." for every passing check with a warning. */
+function warningLines(checks: DrillCheck[]): string[] {
+  return checks.filter((c) => c.ok && c.warning).map((c) => `  WARN ${c.service} ${c.check} ${c.subject}: ${c.warning}`);
+}
+
 /** The drill as a compact table: one line per check, failures first in the detail lines. */
 export function drillHuman(s: DrillSummary): string {
   const rows: string[][] = [];
   for (const service of ["postgres", "redis", "minio"] as const) {
     for (const c of s.services[service]?.checks ?? []) {
-      rows.push([c.ok ? "ok" : "FAIL", service, c.check, c.subject, short(c.expected), short(c.actual)]);
+      rows.push([verdict(c), service, c.check, c.subject, short(c.expected), short(c.actual)]);
     }
   }
   const rto = (["postgres", "redis", "minio"] as const)
@@ -116,6 +163,7 @@ export function drillHuman(s: DrillSummary): string {
     table(["result", "service", "check", "subject", "expected", "actual"], rows),
     `restore time (RTO): ${rto}`,
     ...failures,
+    ...warningLines((["postgres", "redis", "minio"] as const).flatMap((k) => s.services[k]?.checks ?? [])),
   ].join("\n");
 }
 
@@ -127,7 +175,7 @@ export function restoreHuman(s: RestoreSummary, path?: string): string {
   if (!s.dryRun) {
     const rows: string[][] = [];
     for (const service of ["postgres", "redis", "minio"] as const) {
-      for (const c of s.services[service]?.checks ?? []) rows.push([c.ok ? "ok" : "FAIL", service, c.check, c.subject, short(c.expected), short(c.actual)]);
+      for (const c of s.services[service]?.checks ?? []) rows.push([verdict(c), service, c.check, c.subject, short(c.expected), short(c.actual)]);
     }
     lines.push(`checks: ${s.ok ? "PASSED" : "FAILED"} — ${s.totals.passed}/${s.totals.checks}`, table(["result", "service", "check", "subject", "expected", "actual"], rows));
     for (const service of ["postgres", "redis", "minio"] as const) {
@@ -135,6 +183,7 @@ export function restoreHuman(s: RestoreSummary, path?: string): string {
         lines.push(`  FAIL ${service} ${c.check} ${c.subject}: expected ${short(c.expected)}, got ${short(c.actual)}${c.detail ? ` — ${c.detail}` : ""}`);
       }
     }
+    lines.push(...warningLines((["postgres", "redis", "minio"] as const).flatMap((k) => s.services[k]?.checks ?? [])));
     if (path) lines.push(`summary: ${path}`);
   }
   return lines.join("\n");

@@ -30,7 +30,7 @@ export const RestoreSummarySchema = z
       buckets: z.array(z.string()).optional(),
       prefix: z.string().optional(),
     }),
-    plan: z.array(z.strictObject({ service, kind: z.enum(["create", "restore", "overwrite"]), subject: z.string(), detail: z.string() })),
+    plan: z.array(z.strictObject({ service, kind: z.enum(["create", "restore", "overwrite", "skip"]), subject: z.string(), detail: z.string() })),
     ok: z.boolean(),
     services: z.strictObject({
       postgres: DrillServiceSchema.optional(),

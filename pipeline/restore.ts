@@ -9,7 +9,7 @@ import { serviceResult } from "./drill.js";
 import { inspectTargets, planRestore, targetsThatAreSources, type RestorePlan, type RestoreSelection, type RestoreTargets } from "./restore/guards.js";
 import { checkMinio, restoreMinio } from "./restore/minio.js";
 import { checkPostgres, restorePostgres } from "./restore/postgres.js";
-import { copyRedisKeys } from "./restore/redis-copy.js";
+import { copyRedisFunctions, copyRedisKeys } from "./restore/redis-copy.js";
 import { checkRedis } from "./restore/redis.js";
 import { loadSet, type LoadedSet } from "./restore/set.js";
 import { writeRestoreSummary, type RestoreSummary } from "./restore-summary.js";
@@ -79,6 +79,7 @@ async function restoreOneRedis(cfg: Config, set: LoadedSet, opts: RestoreOptions
   opts.progress.info("redis: loading the set's dump.rdb into a throwaway server");
   const loaded = await startRedis({ tools: cfg.tools, rdb: join(set.dir, REDIS_RDB) });
   let copied;
+  let libraries = 0;
   try {
     copied = await copyRedisKeys(loaded, target, {
       dbs,
@@ -86,16 +87,20 @@ async function restoreOneRedis(cfg: Config, set: LoadedSet, opts: RestoreOptions
       replace: opts.force,
       onProgress: (db, n) => opts.progress.info(`redis: db${db}: ${n} keys copied`),
     });
+    if (inspection.redis!.functions.length > 0) libraries = await copyRedisFunctions(loaded, target, { replace: opts.force });
   } finally {
     await loaded.stop();
   }
-  opts.progress.info(`redis: ${copied.keys} keys copied in ${(copied.ms / 1000).toFixed(2)}s`);
+  opts.progress.info(`redis: ${copied.keys} keys${libraries ? ` and ${libraries} function librar${libraries === 1 ? "y" : "ies"}` : ""} copied in ${(copied.ms / 1000).toFixed(2)}s`);
+  if (inspection.redis!.functionsSkipped) opts.progress.warn(`redis: function libraries not copied: ${inspection.redis!.functionsSkipped}`);
   const t1 = Date.now();
   const checks = await checkRedis(set, target, {
     now: (opts.now ?? (() => new Date()))(),
     dbs,
     pattern: sel.keyPattern,
     skipKeyspace: sel.keyPattern !== undefined || inspection.redis!.dbs.some((d) => d.keys > 0),
+    skipFunctions: inspection.redis!.functionsSkipped !== undefined,
+    allowExtraFunctions: inspection.redis!.targetLibraries > 0,
   });
   return serviceResult(t1 - t0, t1, "external", checks);
 }

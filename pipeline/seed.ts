@@ -74,6 +74,17 @@ export async function seedPostgres(target: PgTarget): Promise<void> {
         SELECT o, 1 + (o * k * 13) % 200, 1 + (o + k) % 5 FROM generate_series(1, 2000) o, generate_series(1, 3) k
         ON CONFLICT DO NOTHING;
       INSERT INTO attachments (order_id, body) SELECT g, decode(md5(g::text) || md5((g * 2)::text), 'hex') FROM generate_series(1, 300) g;
+      -- A materialized view holding data, and one created WITH NO DATA (it must come back unpopulated).
+      CREATE MATERIALIZED VIEW customer_order_counts AS
+        SELECT c.id AS customer_id, count(o.id) AS orders FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id;
+      CREATE MATERIALIZED VIEW monthly_revenue AS
+        SELECT date_trunc('month', o.placed_at) AS month, sum(i.quantity * p.price_cents) AS cents
+        FROM orders o JOIN order_items i ON i.order_id = o.id JOIN products p ON p.id = i.product_id GROUP BY 1
+        WITH NO DATA;
+      -- Large objects (invoices as PDFs, say): pg_dump carries them outside any table.
+      CREATE TABLE invoices (id serial PRIMARY KEY, order_id integer REFERENCES orders(id), pdf oid NOT NULL);
+      INSERT INTO invoices (order_id, pdf)
+        SELECT g, lo_from_bytea(0, decode(repeat(md5(g::text), 40 * g), 'hex')) FROM generate_series(1, 12) g;
     `);
   } finally {
     await app.end();
@@ -91,6 +102,13 @@ export async function seedPostgres(target: PgTarget): Promise<void> {
   }
 }
 
+/** A Redis 7 FUNCTION library: one function that writes, one flagged no-writes. */
+export const SEED_FUNCTION_LIBRARY = [
+  "#!lua name=shop",
+  "redis.register_function('cart_add', function(keys, args) return redis.call('HINCRBY', keys[1], args[1], 1) end)",
+  "redis.register_function{function_name='cart_size', callback=function(keys) return redis.call('HLEN', keys[1]) end, flags={'no-writes'}}",
+].join("\n");
+
 export async function seedRedis(target: RedisTarget): Promise<void> {
   const r = rng(42);
   const db0 = await connectRedis(target, 0);
@@ -104,9 +122,13 @@ export async function seedRedis(target: RedisTarget): Promise<void> {
     p.zadd("leaderboard", ...Array.from({ length: 200 }, (_, i) => [String((i * 7919) % 1000), `player:${i}`]).flat());
     p.xadd("events", "*", "type", "signup", "user", "1");
     p.xadd("events", "*", "type", "order", "user", "2");
+    // A consumer group that has delivered one entry, not yet acknowledged (one pending).
+    p.xgroup("CREATE", "events", "mailer", "0");
+    p.xreadgroup("GROUP", "mailer", "worker-1", "COUNT", "1", "STREAMS", "events", ">");
     p.set(Buffer.from([0x62, 0x69, 0x6e, 0xff, 0x00, 0x01]), Buffer.from([0xde, 0xad, 0xbe, 0xef]));
     p.set("rate:limit:api", "17", "PX", 3_600_000);
     await p.exec();
+    await db0.call("FUNCTION", "LOAD", SEED_FUNCTION_LIBRARY);
   } finally {
     db0.disconnect();
   }
@@ -137,6 +159,37 @@ export const AWKWARD_KEYS = [
 ];
 
 export type SeededObject = { bucket: string; key: string; sha256: string; size: number };
+
+/** The versioned bucket the sandbox seeds. */
+export const VERSIONED_BUCKET = "archive";
+
+/**
+ * A bucket with versioning on: a key with three versions (each with its own
+ * content type and tags), a key whose latest version is a delete marker, a
+ * key deleted twice, and a lifecycle rule for noncurrent versions.
+ */
+async function seedVersionedBucket(client: Minio.Client, objects: SeededObject[]): Promise<void> {
+  const b = VERSIONED_BUCKET;
+  await client.makeBucket(b);
+  await client.setBucketVersioning(b, { Status: "Enabled" });
+  const put = async (key: string, body: string, meta: Record<string, string>, tags?: Record<string, string>) => {
+    const up = await client.putObject(b, key, Buffer.from(body), body.length, meta);
+    if (tags) await client.setObjectTagging(b, key, tags, { versionId: up.versionId! });
+    objects.push({ bucket: b, key, size: body.length, sha256: createHash("sha256").update(body).digest("hex") });
+  };
+  for (let v = 1; v <= 3; v++) {
+    await put("reports/q1.csv", `quarter,revenue\nq1,${v * 1000}\n`, { "Content-Type": "text/csv", "X-Amz-Meta-Revision": String(v) }, { rev: String(v) });
+  }
+  await put("reports/draft.txt", "first draft", { "Content-Type": "text/plain" });
+  await client.removeObject(b, "reports/draft.txt"); // a delete marker on top
+  await put("tmp/scratch.bin", "scratch", { "Content-Type": "application/octet-stream" });
+  await client.removeObject(b, "tmp/scratch.bin");
+  await put("tmp/scratch.bin", "scratch again", { "Content-Type": "application/octet-stream" });
+  await client.removeObject(b, "tmp/scratch.bin");
+  await client.setBucketLifecycle(b, {
+    Rule: [{ ID: "expire-old-report-versions", Status: "Enabled", Filter: { Prefix: "reports/" }, NoncurrentVersionExpiration: { NoncurrentDays: 365 } }],
+  });
+}
 
 export async function seedMinio(client: Minio.Client, opts: { largeBytes?: number } = {}): Promise<{ objects: SeededObject[]; rejected: string[] }> {
   const objects: SeededObject[] = [];
@@ -186,6 +239,7 @@ export async function seedMinio(client: Minio.Client, opts: { largeBytes?: numbe
   for (let i = 0; i < large.length; i += 4) large.writeUInt32LE(Math.floor(r() * 2 ** 32), i);
   // minio-js uploads anything above its part size in parts: the sandbox client uses 5 MiB parts.
   await put("assets", "videos/intro.mp4", large, { "Content-Type": "video/mp4", "X-Amz-Meta-Duration": "93s" });
+  await seedVersionedBucket(client, objects);
   for (let i = 0; i < 40; i++) {
     await put("logs", `2026/11/${String(1 + (i % 28)).padStart(2, "0")}/app-${i}.log`, Buffer.from(`line ${i}\n`.repeat(50 + i)), {
       "Content-Type": "text/plain",

@@ -1,8 +1,9 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
+import { XMLParser } from "fast-xml-parser";
 import * as Minio from "minio";
 import { OperationError } from "../pipeline/errors.js";
 import { sha256Hex } from "../pipeline/hash.js";
@@ -70,8 +71,9 @@ const STANDARD_HEADERS: Record<string, keyof ObjectAttributes> = {
   "content-language": "contentLanguage",
 };
 
-export async function objectAttributes(client: Minio.Client, bucket: string, key: string): Promise<ObjectAttributes> {
-  const [stat, tagList] = await Promise.all([client.statObject(bucket, key), client.getObjectTagging(bucket, key)]);
+export async function objectAttributes(client: Minio.Client, bucket: string, key: string, versionId?: string): Promise<ObjectAttributes> {
+  const at = versionId ? { versionId } : {};
+  const [stat, tagList] = await Promise.all([client.statObject(bucket, key, at), client.getObjectTagging(bucket, key, at)]);
   const attrs: ObjectAttributes = {
     size: stat.size,
     etag: stat.etag,
@@ -144,13 +146,13 @@ export async function describeObjects(client: Minio.Client, bucket: string, conc
   return described.filter((d): d is DescribedObject => d !== undefined);
 }
 
-/** Attributes of an object, or undefined when it no longer exists; other errors propagate. */
-export async function attributesIfExists(client: Minio.Client, bucket: string, key: string): Promise<ObjectAttributes | undefined> {
+/** Attributes of an object (or one version of it), or undefined when it no longer exists; other errors propagate. */
+export async function attributesIfExists(client: Minio.Client, bucket: string, key: string, versionId?: string): Promise<ObjectAttributes | undefined> {
   try {
-    return await objectAttributes(client, bucket, key);
+    return await objectAttributes(client, bucket, key, versionId);
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code === "NotFound" || code === "NoSuchKey") return undefined;
+    if (code === "NotFound" || code === "NoSuchKey" || code === "NoSuchVersion") return undefined;
     throw err;
   }
 }
@@ -222,12 +224,12 @@ export function insideDir(base: string, rel: string): string {
   return full;
 }
 
-/** Download one object to `dest` (written to a temp name, then renamed). */
-export async function fetchObject(client: Minio.Client, bucket: string, key: string, dest: string): Promise<void> {
+/** Download one object (or one version of it) to `dest` (written to a temp name, then renamed). */
+export async function fetchObject(client: Minio.Client, bucket: string, key: string, dest: string, versionId?: string): Promise<void> {
   await mkdir(dirname(dest), { recursive: true });
   const tmp = `${dest}.backup-drill-part`;
   try {
-    const body = await client.getObject(bucket, key);
+    const body = await client.getObject(bucket, key, versionId ? { versionId } : {});
     await pipeline(body, createWriteStream(tmp, { flags: "wx" }));
     await rename(tmp, dest);
   } catch (err) {
@@ -244,7 +246,8 @@ const SINGLE_PUT_MAX = 5 * 1024 ** 3;
  * one streamed PUT signed with that sha256, so the client hashes nothing
  * and the server checks the body against it (over plain HTTP; over HTTPS the
  * payload is sent unsigned, as minio-js does). Bodies over 5 GiB go through
- * minio-js's multipart upload instead.
+ * minio-js's multipart upload instead. Returns the version the PUT created
+ * (null on an unversioned bucket).
  */
 export async function putKnownObject(
   client: Minio.Client,
@@ -252,10 +255,10 @@ export async function putKnownObject(
   key: string,
   body: { path: string; size: number; sha256: string } | undefined,
   headers: Record<string, string>,
-): Promise<void> {
+): Promise<{ versionId: string | null }> {
   if (body && body.size > SINGLE_PUT_MAX) {
-    await client.putObject(bucket, key, createReadStream(body.path), body.size, headers);
-    return;
+    const up = await client.putObject(bucket, key, createReadStream(body.path), body.size, headers);
+    return { versionId: up.versionId ?? null };
   }
   const https = (client as unknown as { protocol?: string }).protocol === "https:";
   const res = await client.makeRequestStreamAsync(
@@ -267,6 +270,8 @@ export async function putKnownObject(
   );
   res.resume();
   await new Promise<void>((resolve, reject) => res.on("end", resolve).on("error", reject));
+  const v = res.headers["x-amz-version-id"];
+  return { versionId: typeof v === "string" && v !== "" ? v : null };
 }
 
 // ---------------------------------------------------------------------------
@@ -275,27 +280,271 @@ export async function putKnownObject(
 
 export const CANARY_PREFIX = ".backup-drill-canary/";
 
-export type CanaryResult = { ok: boolean; key: string; sha256: string; bytes: number; durationMs: number; error?: string };
+export type CanaryResult = {
+  ok: boolean;
+  key: string;
+  sha256: string;
+  bytes: number;
+  durationMs: number;
+  /** The version the canary created (versioned buckets), removed again by this id. */
+  versionId?: string;
+  error?: string;
+};
 
-export async function runCanary(client: Minio.Client, bucket: string, bytes = 64 * 1024): Promise<CanaryResult> {
+export type VersioningStatus = "Enabled" | "Suspended";
+
+/**
+ * Put a random object under .backup-drill-canary/, read it back, and remove
+ * exactly what the put created: on a versioned bucket the version by its
+ * id (a plain DELETE would leave the version and add a delete marker), on a
+ * suspended one the "null" version. Whatever is left at the key afterwards
+ * fails the canary, and so does a failed clean-up: it is never swallowed.
+ * `versioning` is the bucket's state when the caller knows it.
+ */
+export async function runCanary(client: Minio.Client, bucket: string, opts: { bytes?: number; versioning?: VersioningStatus | null } = {}): Promise<CanaryResult> {
+  const bytes = opts.bytes ?? 64 * 1024;
   const t0 = Date.now();
   const key = `${CANARY_PREFIX}${randomUUID()}`;
   const body = randomBytes(bytes);
   const sha256 = sha256Hex(body);
-  const result = (ok: boolean, error?: string): CanaryResult => ({ ok, key, sha256, bytes, durationMs: Date.now() - t0, ...(error ? { error } : {}) });
+  let versionId: string | undefined;
+  const result = (ok: boolean, error?: string): CanaryResult => ({ ok, key, sha256, bytes, durationMs: Date.now() - t0, ...(versionId ? { versionId } : {}), ...(error ? { error } : {}) });
+  let outcome: CanaryResult;
+  let put = false;
   try {
-    await client.putObject(bucket, key, body, bytes, { "Content-Type": "application/octet-stream" });
-    const stat = await client.statObject(bucket, key);
-    if (stat.size !== bytes) return result(false, `stat size ${stat.size} != ${bytes}`);
-    const chunks: Buffer[] = [];
-    for await (const c of await client.getObject(bucket, key)) chunks.push(c as Buffer);
-    const back = sha256Hex(Buffer.concat(chunks));
-    if (back !== sha256) return result(false, `read back sha256 ${back.slice(0, 12)}… != written ${sha256.slice(0, 12)}…`);
-    return result(true);
+    const up = await client.putObject(bucket, key, body, bytes, { "Content-Type": "application/octet-stream" });
+    put = true;
+    versionId = up.versionId ?? undefined;
+    const at = versionId ? { versionId } : {};
+    const stat = await client.statObject(bucket, key, at);
+    if (stat.size !== bytes) outcome = result(false, `stat size ${stat.size} != ${bytes}`);
+    else {
+      const chunks: Buffer[] = [];
+      for await (const c of await client.getObject(bucket, key, at)) chunks.push(c as Buffer);
+      const back = sha256Hex(Buffer.concat(chunks));
+      outcome = back === sha256 ? result(true) : result(false, `read back sha256 ${back.slice(0, 12)}… != written ${sha256.slice(0, 12)}…`);
+    }
   } catch (err) {
-    return result(false, (err as Error).message);
-  } finally {
-    await client.removeObject(bucket, key).catch(() => {});
+    outcome = result(false, (err as Error).message);
+  }
+  if (!put) return outcome;
+  try {
+    const versioning = versionId ? "Enabled" : opts.versioning === undefined ? await versioningStatus(client, bucket) : opts.versioning;
+    await client.removeObject(bucket, key, versionId ? { versionId } : versioning === "Suspended" ? { versionId: "null" } : {});
+    const left = versioning ? (await listVersions(client, bucket, key)).filter((v) => v.key === key) : (await statIfExists(client, bucket, key)) ? [{}] : [];
+    if (left.length > 0) return result(false, `clean-up left ${left.length} version(s) or delete marker(s) at ${key}`);
+  } catch (err) {
+    return result(false, `clean-up of ${key}${versionId ? ` version ${versionId}` : ""} failed: ${(err as { code?: string }).code ?? (err as Error).message}`);
+  }
+  return outcome;
+}
+
+async function statIfExists(client: Minio.Client, bucket: string, key: string): Promise<boolean> {
+  try {
+    await client.statObject(bucket, key);
+    return true;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "NotFound" || code === "NoSuchKey") return false;
+    throw err;
   }
 }
 
+// ---------------------------------------------------------------------------
+// Raw S3 requests: bucket subresources and version listings, kept as the server says them
+// ---------------------------------------------------------------------------
+
+/** minio-js's query escaping: encodeURIComponent plus !'()*. */
+function queryEscape(s: string): string {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+type RawClient = {
+  makeRequestAsync(opts: { method: string; bucketName: string; query?: string; headers?: Record<string, string> }, payload?: string | Buffer, statusCodes?: number[]): Promise<NodeJS.ReadableStream>;
+};
+
+async function s3Request(client: Minio.Client, bucket: string, method: string, query: string, body = "", headers: Record<string, string> = {}): Promise<string> {
+  const res = await (client as unknown as RawClient).makeRequestAsync({ method, bucketName: bucket, query, headers }, body, method === "GET" ? [200] : [200, 204]);
+  let text = "";
+  for await (const chunk of res) text += String(chunk);
+  return text;
+}
+
+const xml = new XMLParser({ preserveOrder: true, parseTagValue: false, trimValues: false, htmlEntities: true });
+
+type OrderedNode = Record<string, OrderedNode[] | string>;
+
+/** The text of each direct child element, by tag (the first of each). */
+function fields(children: OrderedNode[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const node of children) {
+    for (const [tag, value] of Object.entries(node)) {
+      if (tag === ":@" || tag in out) continue;
+      out[tag] = Array.isArray(value) ? value.map((v) => (typeof v["#text"] === "string" ? v["#text"] : "")).join("") : String(value);
+    }
+  }
+  return out;
+}
+
+export type ListedVersion = {
+  key: string;
+  versionId: string;
+  isLatest: boolean;
+  deleteMarker: boolean;
+  size: number;
+  etag: string;
+  lastModified: string;
+};
+
+/**
+ * Every version and delete marker under `prefix`, in the server's order: by
+ * key, newest first within a key. Read from the raw ListObjectVersions XML,
+ * which interleaves versions and delete markers in that order (minio-js
+ * keeps the two apart and loses it).
+ */
+export async function listVersions(client: Minio.Client, bucket: string, prefix = ""): Promise<ListedVersion[]> {
+  const out: ListedVersion[] = [];
+  let keyMarker = "";
+  let versionIdMarker = "";
+  for (;;) {
+    const q = [`encoding-type=url`, `prefix=${queryEscape(prefix)}`, "versions"];
+    if (keyMarker) q.push(`key-marker=${queryEscape(keyMarker)}`);
+    if (versionIdMarker) q.push(`version-id-marker=${queryEscape(versionIdMarker)}`);
+    const doc = xml.parse(await s3Request(client, bucket, "GET", q.sort().join("&"))) as OrderedNode[];
+    const root = doc.find((n) => "ListVersionsResult" in n)?.ListVersionsResult as OrderedNode[] | undefined;
+    if (!root) throw new OperationError(`${bucket}: unexpected ListObjectVersions answer`);
+    const top = fields(root);
+    const decode = (s: string) => (top.EncodingType === "url" ? decodeURIComponent(s.replace(/\+/g, "%20")) : s);
+    for (const node of root) {
+      const tag = "Version" in node ? "Version" : "DeleteMarker" in node ? "DeleteMarker" : undefined;
+      if (!tag) continue;
+      const f = fields(node[tag] as OrderedNode[]);
+      out.push({
+        key: decode(f.Key ?? ""),
+        versionId: f.VersionId ?? "null",
+        isLatest: f.IsLatest === "true",
+        deleteMarker: tag === "DeleteMarker",
+        size: Number(f.Size ?? 0),
+        etag: (f.ETag ?? "").replace(/^"|"$/g, ""),
+        lastModified: f.LastModified ? new Date(f.LastModified).toISOString() : "",
+      });
+    }
+    if (top.IsTruncated !== "true") return out;
+    keyMarker = decode(top.NextKeyMarker ?? "");
+    versionIdMarker = top.NextVersionIdMarker ?? "";
+  }
+}
+
+/** A bucket configuration backup-drill records and puts back, by its S3 subresource. */
+export const CARRIED_CONFIGS = { versioning: "versioning", objectLock: "object-lock", lifecycle: "lifecycle" } as const;
+export type CarriedConfig = keyof typeof CARRIED_CONFIGS;
+
+/** Bucket features backup-drill cannot put back: reported by name, never dropped in silence. */
+const UNCARRIED: { sub: string; name: string; absent: RegExp; why: string; empty?: (body: string) => boolean }[] = [
+  { sub: "policy", name: "bucket policy", absent: /^NoSuchBucketPolicy$/, why: "set it again on the restored bucket" },
+  { sub: "tagging", name: "bucket tags", absent: /^NoSuchTagSet$/, why: "set them again on the restored bucket" },
+  { sub: "encryption", name: "default encryption", absent: /^ServerSideEncryptionConfigurationNotFoundError$/, why: "it depends on the target's KMS; restored objects are written unencrypted-by-default" },
+  { sub: "replication", name: "replication", absent: /^ReplicationConfigurationNotFoundError$/, why: "it names remote targets with their own credentials" },
+  {
+    sub: "notification",
+    name: "event notifications",
+    absent: /^$/,
+    why: "they name targets configured on the server",
+    empty: (body) => !/<(QueueConfiguration|TopicConfiguration|CloudFunctionConfiguration)>/.test(body),
+  },
+];
+
+/** Server answers that mean "this server has no such feature": nothing to carry, nothing to say. */
+const UNSUPPORTED = /^(NotImplemented|MethodNotAllowed|XNotImplemented|UnsupportedOperation)$/;
+
+/** The raw XML of a bucket subresource, or undefined when the bucket has none. */
+async function subresource(client: Minio.Client, bucket: string, sub: string, absent: RegExp): Promise<string | undefined> {
+  try {
+    return await s3Request(client, bucket, "GET", sub);
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? "";
+    if (absent.test(code) || UNSUPPORTED.test(code)) return undefined;
+    throw err;
+  }
+}
+
+/** "Enabled", "Suspended", or null for a bucket that never had versioning. */
+export function versioningOf(xmlText: string | undefined): VersioningStatus | null {
+  const m = /<Status>(Enabled|Suspended)<\/Status>/.exec(xmlText ?? "");
+  return m ? (m[1] as VersioningStatus) : null;
+}
+
+export async function versioningStatus(client: Minio.Client, bucket: string): Promise<VersioningStatus | null> {
+  return versioningOf(await subresource(client, bucket, "versioning", /^$/));
+}
+
+/** Whether an object-lock configuration has a default retention rule (new versions are locked). */
+export function hasDefaultRetention(objectLockXml: string | undefined): boolean {
+  return /<DefaultRetention>/.test(objectLockXml ?? "");
+}
+
+export type BucketFeatures = {
+  versioning: VersioningStatus | null;
+  /** Raw XML of each configuration the bucket has, as the server gave it. */
+  configs: Partial<Record<CarriedConfig, string>>;
+  /** Features the tool cannot carry (or could not read), each by name with what to do. */
+  warnings: string[];
+};
+
+/**
+ * What a bucket has beyond its objects: versioning, object lock and
+ * lifecycle (recorded to be put back), and every feature the tool cannot
+ * carry (policy, tags, default encryption, replication, notifications),
+ * named as a warning. A bucket with none of them gives no warning.
+ */
+export async function bucketFeatures(client: Minio.Client, bucket: string): Promise<BucketFeatures> {
+  const warnings: string[] = [];
+  const configs: BucketFeatures["configs"] = {};
+  const read = async (sub: string, absent: RegExp, name: string): Promise<string | undefined> => {
+    try {
+      return await subresource(client, bucket, sub, absent);
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      warnings.push(`${name}: cannot be read (${e.code ?? e.message}); if the bucket has one, it is not in this set`);
+      return undefined;
+    }
+  };
+  const versioningXml = await read("versioning", /^$/, "versioning state");
+  const versioning = versioningOf(versioningXml);
+  if (versioning) configs.versioning = versioningXml!;
+  const lock = await read("object-lock", /^(ObjectLockConfigurationNotFoundError|ObjectLockConfigurationNotFound)$/, "object lock configuration");
+  if (lock && /<ObjectLockEnabled>Enabled<\/ObjectLockEnabled>/.test(lock)) {
+    configs.objectLock = lock;
+    warnings.push("object lock: per-version retention periods and legal holds are not carried; restored versions get the bucket's default retention, if any");
+  }
+  const lifecycle = await read("lifecycle", /^NoSuchLifecycleConfiguration$/, "lifecycle configuration");
+  if (lifecycle) configs.lifecycle = lifecycle;
+  for (const f of UNCARRIED) {
+    const body = await read(f.sub, f.absent, f.name);
+    if (body !== undefined && !(f.empty?.(body) ?? false)) warnings.push(`${f.name}: not carried by backup-drill (${f.why})`);
+  }
+  return { versioning, configs, warnings };
+}
+
+/** Put a recorded configuration back (the server requires Content-MD5 for some). */
+export async function putBucketConfig(client: Minio.Client, bucket: string, which: CarriedConfig, body: string): Promise<void> {
+  const md5 = createHash("md5").update(body).digest("base64");
+  await s3Request(client, bucket, "PUT", CARRIED_CONFIGS[which], body, { "Content-MD5": md5, "Content-Type": "application/xml" });
+}
+
+/** A configuration read back, or undefined when the bucket has none of that kind. */
+export async function getBucketConfig(client: Minio.Client, bucket: string, which: CarriedConfig): Promise<string | undefined> {
+  const absent = { versioning: /^$/, objectLock: /^(ObjectLockConfigurationNotFoundError|ObjectLockConfigurationNotFound)$/, lifecycle: /^NoSuchLifecycleConfiguration$/ }[which];
+  const body = await subresource(client, bucket, CARRIED_CONFIGS[which], absent);
+  if (which === "versioning" && !versioningOf(body)) return undefined;
+  return body;
+}
+
+/** A configuration's XML without what servers vary in: the declaration, namespaces, whitespace between tags. */
+export function normalizeConfigXml(text: string): string {
+  return text
+    .replace(/<\?xml[^>]*\?>/, "")
+    .replace(/\sxmlns(:\w+)?="[^"]*"/g, "")
+    .replace(/>\s+</g, "><")
+    .trim();
+}

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { Redis } from "ioredis";
 import type { RedisSource } from "../pipeline/config.js";
 import { OperationError } from "../pipeline/errors.js";
-import type { RedisSample } from "../pipeline/manifest.js";
+import type { RedisFunctionLibrary, RedisSample, RedisStreamGroups } from "../pipeline/manifest.js";
 import type { Secret } from "../pipeline/secret.js";
 
 export type RedisTarget = { host: string; port: number; username?: string; password?: Secret };
@@ -76,68 +76,6 @@ export async function probeRedis(client: Redis): Promise<RedisServerFacts> {
   };
 }
 
-export type BgsaveRecord = {
-  lastsaveBefore: number;
-  lastsaveAfter: number;
-  status: string;
-  waitedMs: number;
-  joinedRunning: boolean;
-};
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * BGSAVE and wait until it has really completed: no save in progress,
- * LASTSAVE later than before we asked, and rdb_last_bgsave_status:ok. A
- * BGSAVE that is already running is joined. Bounded by `timeoutMs`.
- */
-export async function bgsaveAndWait(client: Redis, timeoutMs: number, onWait?: (ms: number) => void): Promise<BgsaveRecord> {
-  const t0 = Date.now();
-  const lastsaveBefore = Number(await client.lastsave());
-  // LASTSAVE has one-second resolution: make sure "advanced" is observable.
-  for (;;) {
-    const [seconds] = (await client.time()) as unknown as [string, string];
-    if (Number(seconds) > lastsaveBefore) break;
-    await sleep(200);
-  }
-  let joinedRunning = false;
-  let scheduled = false;
-  try {
-    const reply = String(await client.call("BGSAVE", "SCHEDULE"));
-    scheduled = /scheduled/i.test(reply);
-  } catch (err) {
-    if (/already in progress/i.test((err as Error).message)) joinedRunning = true;
-    else throw new OperationError(`redis BGSAVE refused: ${(err as Error).message}`, { cause: err });
-  }
-  let seenRunning = joinedRunning;
-  let delay = 50;
-  let lastReport = t0;
-  for (;;) {
-    const info = parseInfo(await client.info("persistence"));
-    const inProgress = info.rdb_bgsave_in_progress === "1";
-    const status = info.rdb_last_bgsave_status ?? "unknown";
-    const lastsave = Number(await client.lastsave());
-    if (inProgress) seenRunning = true;
-    if (!inProgress && (seenRunning || !scheduled)) {
-      if (lastsave > lastsaveBefore && status === "ok") {
-        return { lastsaveBefore, lastsaveAfter: lastsave, status, waitedMs: Date.now() - t0, joinedRunning };
-      }
-      if (status !== "ok") {
-        throw new OperationError(`redis BGSAVE failed (rdb_last_bgsave_status:${status}); see the Redis server log`);
-      }
-    }
-    if (Date.now() - t0 > timeoutMs) {
-      throw new OperationError(`redis BGSAVE did not complete within ${Math.round(timeoutMs / 1000)}s`);
-    }
-    if (onWait && Date.now() - lastReport > 10_000) {
-      lastReport = Date.now();
-      onWait(Date.now() - t0);
-    }
-    await sleep(delay);
-    delay = Math.min(delay * 2, 500);
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Value digests: what the drill compares a restored key against
 // ---------------------------------------------------------------------------
@@ -164,41 +102,81 @@ function sortedPairs(flat: Buffer[]): Buffer[] {
 
 export type KeyDigest = { type: string; digest: string; ttlMs: number };
 
-/**
- * Type, content digest and PTTL of one key. Order-free types (hash, set) are
- * sorted first; lists, sorted sets and streams keep their order. Returns
- * type "none" when the key does not exist.
- */
-export async function digestKey(client: Redis, key: Buffer): Promise<KeyDigest> {
-  const type = String(await client.type(key));
-  const ttlMs = Number(await client.pttl(key));
-  let parts: Buffer[];
+/** The command that reads a whole value of `type`, in a stable order where the type has one. */
+function valueCommand(type: string, key: Buffer): [string, ...(Buffer | string)[]] {
   switch (type) {
-    case "none":
-      return { type, digest: digestParts(type, []), ttlMs };
     case "string":
-      parts = flatten(await client.callBuffer("GET", key));
-      break;
+      return ["GET", key];
     case "list":
-      parts = flatten(await client.callBuffer("LRANGE", key, "0", "-1"));
-      break;
+      return ["LRANGE", key, "0", "-1"];
     case "set":
-      parts = flatten(await client.callBuffer("SMEMBERS", key)).sort(Buffer.compare);
-      break;
+      return ["SMEMBERS", key];
     case "zset":
-      parts = flatten(await client.callBuffer("ZRANGE", key, "0", "-1", "WITHSCORES"));
-      break;
+      return ["ZRANGE", key, "0", "-1", "WITHSCORES"];
     case "hash":
-      parts = sortedPairs(flatten(await client.callBuffer("HGETALL", key)));
-      break;
+      return ["HGETALL", key];
     case "stream":
-      parts = flatten(await client.callBuffer("XRANGE", key, "-", "+"));
-      break;
+      return ["XRANGE", key, "-", "+"];
     default:
       // Module types: the serialized value is the best content witness there is.
-      parts = flatten(await client.callBuffer("DUMP", key));
+      return ["DUMP", key];
   }
-  return { type, digest: digestParts(type, parts), ttlMs };
+}
+
+function digestValue(type: string, reply: unknown): string {
+  let parts = flatten(reply);
+  // Order-free types are sorted; lists, sorted sets and streams keep their order.
+  if (type === "set") parts = parts.sort(Buffer.compare);
+  else if (type === "hash") parts = sortedPairs(parts);
+  return digestParts(type, parts);
+}
+
+const DIGEST_BATCH = 256;
+
+/**
+ * Type, content digest and PTTL of each key, pipelined: two round trips per
+ * batch of keys, not per key. Order-free types (hash, set) are sorted
+ * first; lists, sorted sets and streams keep their order. A key that does
+ * not exist has type "none".
+ */
+export async function digestKeys(client: Redis, keys: Buffer[]): Promise<KeyDigest[]> {
+  const out: KeyDigest[] = [];
+  for (let at = 0; at < keys.length; at += DIGEST_BATCH) {
+    const batch = keys.slice(at, at + DIGEST_BATCH);
+    const head = client.pipeline();
+    for (const k of batch) head.type(k).pttl(k);
+    const heads = await execAll(head);
+    const types = batch.map((_, i) => String(heads[2 * i]));
+    const ttls = batch.map((_, i) => Number(heads[2 * i + 1]));
+    const values = client.pipeline();
+    batch.forEach((k, i) => {
+      if (types[i] !== "none") {
+        const [cmd, ...args] = valueCommand(types[i]!, k);
+        values.callBuffer(cmd, ...args);
+      }
+    });
+    const replies = await execAll(values);
+    let r = 0;
+    batch.forEach((_, i) => {
+      const type = types[i]!;
+      out.push({ type, digest: type === "none" ? digestParts(type, []) : digestValue(type, replies[r++]), ttlMs: ttls[i]! });
+    });
+  }
+  return out;
+}
+
+/** One key's digest (see digestKeys). */
+export async function digestKey(client: Redis, key: Buffer): Promise<KeyDigest> {
+  return (await digestKeys(client, [key]))[0]!;
+}
+
+/** Results of a pipeline; the first command error is thrown. */
+async function execAll(p: ReturnType<Redis["pipeline"]>): Promise<unknown[]> {
+  const results = (await p.exec()) ?? [];
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
 }
 
 export function encodeKey(key: Buffer): { key: string; keyEncoding: "utf8" | "base64" } {
@@ -237,9 +215,29 @@ async function randomKeys(client: Redis, n: number, dbKeys: number): Promise<Buf
   return [...seen.values()].slice(0, n);
 }
 
+/** Every db gets at least this many sampled keys (or all it has), on top of the configured total. */
+export const SAMPLE_FLOOR = 100;
+
 /**
- * Record `size` keys spread over the dbs in proportion to their key counts,
- * plus every key matching `patterns`, with type, digest and TTL.
+ * How many keys to sample per db: `size` spread over the dbs in proportion
+ * to their key counts, but never fewer than min(keys, floor) in any db. Pure.
+ */
+export function sampleShares(keyspace: KeyspaceEntry[], size: number, floor = SAMPLE_FLOOR): Map<number, number> {
+  const total = keyspace.reduce((a, k) => a + k.keys, 0);
+  const out = new Map<number, number>();
+  for (const entry of keyspace) {
+    if (entry.keys === 0) continue;
+    const share = total === 0 ? 0 : Math.round((size * entry.keys) / total);
+    out.set(entry.db, Math.min(entry.keys, Math.max(share, floor)));
+  }
+  return out;
+}
+
+/**
+ * Record sampled keys per db (see sampleShares), plus every key matching
+ * `patterns`, with type, digest and TTL. Meant for a server holding the
+ * snapshot (a throwaway loaded from dump.rdb): what it records describes
+ * exactly the set's bytes.
  */
 export async function sampleKeys(
   t: RedisTarget,
@@ -247,21 +245,103 @@ export async function sampleKeys(
   size: number,
   patterns: string[],
 ): Promise<RedisSample[]> {
-  const total = keyspace.reduce((a, k) => a + k.keys, 0);
+  const shares = sampleShares(keyspace, size);
   const out: RedisSample[] = [];
   for (const entry of keyspace) {
-    if (entry.keys === 0) continue;
-    const share = total === 0 ? 0 : Math.max(1, Math.round((size * entry.keys) / total));
+    const share = shares.get(entry.db);
+    if (share === undefined) continue;
     const client = await connectRedis(t, entry.db);
     try {
       const chosen = new Map<string, Buffer>();
-      if (size > 0) for (const k of await randomKeys(client, Math.min(share, size), entry.keys)) chosen.set(k.toString("hex"), k);
+      for (const k of await randomKeys(client, share, entry.keys)) chosen.set(k.toString("hex"), k);
       for (const p of patterns) for (const k of await scanAll(client, p, Number.POSITIVE_INFINITY)) chosen.set(k.toString("hex"), k);
       const keys = [...chosen.values()].sort(Buffer.compare);
-      for (const key of keys) {
-        const d = await digestKey(client, key);
-        if (d.type === "none") continue; // expired or deleted since it was picked
+      const digests = await digestKeys(client, keys);
+      keys.forEach((key, i) => {
+        const d = digests[i]!;
+        if (d.type === "none") return; // expired since it was picked
         out.push({ db: entry.db, ...encodeKey(key), type: d.type, digest: d.digest, ttlMs: d.ttlMs });
+      });
+    } finally {
+      client.disconnect();
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Functions and stream consumer groups: server state beyond key values
+// ---------------------------------------------------------------------------
+
+export type FunctionLibrary = RedisFunctionLibrary;
+
+/** A RESP2 map (flat [k, v, k, v]) as an object with string keys. */
+function respMap(reply: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const flat = reply as unknown[];
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = flat[i + 1];
+  return out;
+}
+
+/**
+ * Every FUNCTION library: name, engine, sha256 of its code, and its
+ * functions with their flags, sorted by name. Empty on a server without
+ * FUNCTION (Redis < 7).
+ */
+export async function functionLibraries(client: Redis): Promise<FunctionLibrary[]> {
+  let reply: unknown;
+  try {
+    reply = await client.callBuffer("FUNCTION", "LIST", "WITHCODE");
+  } catch (err) {
+    if (/unknown command|unknown subcommand/i.test((err as Error).message)) return [];
+    throw err;
+  }
+  const libs = (reply as unknown[]).map((lib) => {
+    const m = respMap(lib);
+    const functions = (m.functions as unknown[]).map((f) => {
+      const fm = respMap(f);
+      return { name: String(fm.name), flags: ((fm.flags as unknown[]) ?? []).map(String).sort() };
+    });
+    functions.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return {
+      name: String(m.library_name),
+      engine: String(m.engine),
+      codeSha256: createHash("sha256").update(m.library_code as Buffer).digest("hex"),
+      functions,
+    };
+  });
+  return libs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+export type StreamGroups = RedisStreamGroups;
+
+/** The consumer groups of one stream: name, last-delivered ID, pending entries and consumers, by name. */
+export async function groupsOf(client: Redis, key: Buffer): Promise<StreamGroups["groups"]> {
+  const reply = (await client.callBuffer("XINFO", "GROUPS", key)) as unknown[];
+  return reply
+    .map((g) => {
+      const m = respMap(g);
+      return { name: String(m.name), lastDeliveredId: String(m["last-delivered-id"]), pending: Number(m.pending), consumers: Number(m.consumers) };
+    })
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Every stream with at least one consumer group, per db, with its groups (SCAN TYPE stream). */
+export async function streamGroups(t: RedisTarget, dbs: number[]): Promise<StreamGroups[]> {
+  const out: StreamGroups[] = [];
+  for (const db of dbs) {
+    const client = await connectRedis(t, db);
+    try {
+      let cursor = "0";
+      const streams: Buffer[] = [];
+      do {
+        const [next, keys] = (await client.callBuffer("SCAN", cursor, "COUNT", "10000", "TYPE", "stream")) as [Buffer, Buffer[]];
+        cursor = next.toString();
+        streams.push(...keys);
+      } while (cursor !== "0");
+      for (const key of streams.sort(Buffer.compare)) {
+        const groups = await groupsOf(client, key);
+        if (groups.length > 0) out.push({ db, ...encodeKey(key), groups });
       }
     } finally {
       client.disconnect();

@@ -35,7 +35,7 @@ describe("config", () => {
     expect(cfg.postgres).toMatchObject({ host: "127.0.0.1", port: 5432, user: "postgres", jobs: 2, globals: false });
     expect(cfg.postgres!.password!.reveal()).toBe("from-env");
     expect(cfg.redis!.password!.reveal()).toBe("from-file");
-    expect(cfg.redis!.bgsaveTimeoutMs).toBe(600_000);
+    expect(cfg.redis!.bgsaveTimeoutMs).toBe(3_600_000);
     expect(cfg.minio!.secretKey.reveal()).toBe("minio-secret");
     expect(cfg.output).toBe(join(tmp(), "output/backups"));
   });

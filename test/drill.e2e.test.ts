@@ -126,6 +126,10 @@ describe("restore-drill", () => {
       expect(got.restoreMs + got.checksMs, s).toBeLessThanOrEqual(Date.parse(summary.finishedAt) - Date.parse(summary.startedAt));
       for (const c of got.checks) expect(c.durationMs, c.subject).toBeLessThanOrEqual(got.checksMs);
     }
+    // Materialized views: the populated one by its rows, the WITH NO DATA one back unpopulated.
+    expect(summary.services.postgres!.checks.find((c) => c.subject === "app.public.customer_order_counts")).toMatchObject({ expected: 500, actual: 500, ok: true });
+    expect(summary.services.postgres!.checks.find((c) => c.subject === "app.public.monthly_revenue")).toMatchObject({ expected: "not populated", actual: "not populated", ok: true });
+    expect(summary.services.minio!.checks.filter((c) => c.warning)).toEqual([]); // the sandbox buckets have nothing the tool cannot carry
     // PostgreSQL's restore time is the span its own progress shows: from "restoring" to the last pg_restore done.
     const at = (re: RegExp) => [...r.stderr.matchAll(re)].map((m) => Number(m[1]) * 1000);
     const began = at(/^\[\s*([\d.]+)s\] drill postgres: restoring into /gm);
@@ -178,6 +182,34 @@ describe("restore-drill", () => {
         s.digest = "0".repeat(64);
       },
       /FAIL redis key-values db0: .*user:7 \(value differs\)/,
+    ],
+    [
+      "a recorded FUNCTION library",
+      (m: Manifest) => {
+        m.services.redis!.functions![0]!.codeSha256 = "0".repeat(64);
+      },
+      /FAIL redis functions libraries: .* — libraries: shop \(code differs\)/,
+    ],
+    [
+      "a recorded consumer group",
+      (m: Manifest) => {
+        m.services.redis!.streamGroups![0]!.groups[0]!.pending = 2;
+      },
+      /FAIL redis stream-groups db0: .* — streams: events \(group mailer 1 pending, backup has 2\)/,
+    ],
+    [
+      "the recorded large objects",
+      (m: Manifest) => {
+        m.services.postgres!.databases.find((d) => d.name === "app")!.largeObjects!.digest = "0".repeat(64);
+      },
+      /FAIL postgres large-objects app: .* — content \(md5\) differs/,
+    ],
+    [
+      "a WITH NO DATA materialized view (recorded as populated)",
+      (m: Manifest) => {
+        Object.assign(m.services.postgres!.databases.find((d) => d.name === "app")!.tables.find((t) => t.name === "monthly_revenue")!, { populated: true, rows: 3, storedRows: 3 });
+      },
+      /FAIL postgres row-count app\.public\.monthly_revenue: expected 3, got not populated/,
     ],
     [
       "a recorded object ETag (the source server's MD5)",

@@ -3,8 +3,13 @@
  * a restored target without trusting any of backup-drill's own checks.
  */
 import type * as Minio from "minio";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Redis } from "ioredis";
+import pg from "pg";
 import { connectPostgres, quoteIdent, type PgTarget } from "../probes/postgres.js";
 import { listObjects, objectAttributes } from "../probes/minio.js";
 import type { RedisTarget } from "../probes/redis.js";
@@ -143,4 +148,162 @@ export function sameRedis(a: RedisPrint, b: RedisPrint): { ok: boolean; differen
     }
   }
   return { ok: differences.length === 0, differences };
+}
+
+// ---------------------------------------------------------------------------
+// Beyond rows, keys and current objects: materialized views, large objects,
+// Redis functions and consumer groups, object versions and bucket settings.
+// Plain drivers, SQL, Redis commands and the mc CLI only: no product code.
+// ---------------------------------------------------------------------------
+
+type PgLogin = { host: string; port: number; user: string; password?: { reveal(): string } };
+
+async function pgQuery<R extends pg.QueryResultRow>(t: PgLogin, db: string, sql: string): Promise<R[]> {
+  const c = new pg.Client({ host: t.host, port: t.port, user: t.user, password: t.password?.reveal(), database: db });
+  await c.connect();
+  try {
+    return (await c.query<R>(sql)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+/** Per materialized view: populated or not and, when populated, its row count and the md5 of its rows. */
+export async function pgMatviewFingerprint(t: PgLogin, db: string): Promise<Record<string, { populated: boolean; rows?: number; md5?: string }>> {
+  const views = await pgQuery<{ s: string; n: string; populated: boolean }>(
+    t,
+    db,
+    "SELECT schemaname AS s, matviewname AS n, ispopulated AS populated FROM pg_matviews ORDER BY 1, 2",
+  );
+  const out: Record<string, { populated: boolean; rows?: number; md5?: string }> = {};
+  for (const v of views) {
+    const name = `"${v.s.replace(/"/g, '""')}"."${v.n.replace(/"/g, '""')}"`;
+    if (!v.populated) {
+      out[`${v.s}.${v.n}`] = { populated: false };
+      continue;
+    }
+    const [r] = await pgQuery<{ rows: string; md5: string | null }>(t, db, `SELECT count(*) AS rows, md5(string_agg(v::text, E'\\n' ORDER BY v::text)) AS md5 FROM ${name} v`);
+    out[`${v.s}.${v.n}`] = { populated: true, rows: Number(r!.rows), md5: r!.md5 ?? "" };
+  }
+  return out;
+}
+
+/** Every large object by oid: its size and the md5 of its bytes. */
+export async function pgLargeObjectFingerprint(t: PgLogin, db: string): Promise<Record<string, { size: number; md5: string }>> {
+  const rows = await pgQuery<{ oid: string; size: string; md5: string }>(
+    t,
+    db,
+    "SELECT oid::text AS oid, octet_length(lo_get(oid)) AS size, md5(lo_get(oid)) AS md5 FROM pg_largeobject_metadata ORDER BY oid",
+  );
+  return Object.fromEntries(rows.map((r) => [r.oid, { size: Number(r.size), md5: r.md5 }]));
+}
+
+async function plainRedis(t: RedisTarget, db = 0): Promise<Redis> {
+  const c = new Redis({ host: t.host, port: t.port, username: t.username, password: t.password?.reveal(), db, lazyConnect: true, maxRetriesPerRequest: 1 });
+  await c.connect();
+  return c;
+}
+
+/** FUNCTION LIST WITHCODE as it comes, libraries sorted by name. */
+export async function redisFunctionsFingerprint(t: RedisTarget): Promise<unknown[]> {
+  const c = await plainRedis(t);
+  try {
+    const libs = (await c.call("FUNCTION", "LIST", "WITHCODE")) as unknown[][];
+    // The server keeps a library's functions in a hash table: their order is not data.
+    const sortFunctions = (lib: unknown[]) => lib.map((v, i) => (lib[i - 1] === "functions" ? [...(v as unknown[][])].sort((a, b) => String(a[1]).localeCompare(String(b[1]))) : v));
+    return libs.map(sortFunctions).sort((a, b) => String(a[1]).localeCompare(String(b[1])));
+  } finally {
+    c.disconnect();
+  }
+}
+
+/** Every stream's consumer groups with their consumers and pending entries (XINFO STREAM FULL), by key. */
+export async function redisStreamGroupsFingerprint(t: RedisTarget, db: number): Promise<Record<string, unknown>> {
+  const c = await plainRedis(t, db);
+  try {
+    const out: Record<string, unknown> = {};
+    const keys = (await c.call("KEYS", "*")) as string[];
+    for (const k of keys.sort()) {
+      if ((await c.type(k)) !== "stream") continue;
+      const full = (await c.call("XINFO", "STREAM", k, "FULL")) as unknown[];
+      const groups = full[full.indexOf("groups") + 1] as unknown[][];
+      // seen-time and active-time of consumers are wall-clock moments of the server: not data.
+      out[k] = groups.map((g) => {
+        const m = Object.fromEntries(g.flatMap((v, i) => (i % 2 === 0 ? [[String(v), g[i + 1]]] : [])));
+        const consumers = (m.consumers as unknown[][]).map((cons) => {
+          const cm = Object.fromEntries(cons.flatMap((v, i) => (i % 2 === 0 ? [[String(v), cons[i + 1]]] : [])));
+          return { name: cm.name, pending: cm["pel-count"], entries: (cm.pending as unknown[][]).map((p) => [p[0], p[3]]) };
+        });
+        return { name: m.name, lastDelivered: m["last-delivered-id"], entriesRead: m["entries-read"], pending: m["pel-count"], consumers };
+      });
+    }
+    return out;
+  } finally {
+    c.disconnect();
+  }
+}
+
+type MinioLogin = { endpoint: string; accessKey: { reveal(): string }; secretKey: { reveal(): string } };
+
+/** Run mc against one server (alias "fp"), its JSON lines parsed. */
+function mcJson(s: MinioLogin, args: string[]): Record<string, unknown>[] {
+  const url = new URL(s.endpoint);
+  const configDir = mkdtempSync(join(tmpdir(), "fingerprint-mc-"));
+  try {
+    const out = execFileSync("mc", ["--json", ...args], {
+      env: { ...process.env, MC_CONFIG_DIR: configDir, MC_HOST_fp: `${url.protocol}//${s.accessKey.reveal()}:${s.secretKey.reveal()}@${url.host}` },
+      encoding: "utf8",
+    });
+    return out.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  } finally {
+    rmSync(configDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Every key's history, oldest first, as mc lists it: per version a delete
+ * marker, or its size, sha256, content type, user metadata and tags (read
+ * with minio-js by version ID). Version IDs are left out: no restore keeps them.
+ */
+export async function minioVersionsFingerprint(s: MinioLogin, client: Minio.Client, bucket: string): Promise<Record<string, unknown[]>> {
+  const listed = mcJson(s, ["ls", "--versions", "--recursive", `fp/${bucket}`]).filter((v) => !String(v.key).startsWith(".backup-drill-canary/"));
+  const out: Record<string, unknown[]> = {};
+  for (const v of listed) {
+    const key = String(v.key);
+    const ordinal = Number(v.versionOrdinal);
+    let entry: unknown;
+    if (v.isDeleteMarker) entry = { ordinal, deleteMarker: true };
+    else {
+      const versionId = String(v.versionId);
+      const h = createHash("sha256");
+      for await (const chunk of await client.getObject(bucket, key, { versionId })) h.update(chunk as Buffer);
+      const stat = await client.statObject(bucket, key, { versionId });
+      const tags = await client.getObjectTagging(bucket, key, { versionId });
+      const meta = Object.fromEntries(Object.entries(stat.metaData as Record<string, string>).filter(([k]) => k !== "last-modified"));
+      entry = { ordinal, size: stat.size, sha256: h.digest("hex"), meta, tags: (tags as unknown as { Key: string; Value: string }[]).map((x) => `${x.Key}=${x.Value}`).sort() };
+    }
+    (out[key] ??= []).push(entry);
+  }
+  for (const k of Object.keys(out)) out[k]!.sort((a, b) => (a as { ordinal: number }).ordinal - (b as { ordinal: number }).ordinal);
+  return out;
+}
+
+/** A bucket's versioning state, lifecycle rules and default retention, as mc reports them. */
+export function minioBucketSettingsFingerprint(s: MinioLogin, bucket: string): Record<string, unknown> {
+  const versioning = mcJson(s, ["version", "info", `fp/${bucket}`])[0]?.versioning as { status?: string } | undefined;
+  let lifecycle: unknown = null;
+  try {
+    const exported = mcJson(s, ["ilm", "rule", "export", `fp/${bucket}`])[0] as { config?: { Rules?: unknown[] } } | undefined;
+    lifecycle = exported?.config?.Rules ?? null;
+  } catch {
+    lifecycle = null; // no lifecycle configuration
+  }
+  let retention: unknown = null;
+  try {
+    const r = mcJson(s, ["retention", "info", "--default", `fp/${bucket}`])[0] as Record<string, unknown> | undefined;
+    retention = r ? { enabled: r.enabled, mode: r.mode, validity: r.validity } : null;
+  } catch {
+    retention = null; // no object lock
+  }
+  return { versioning: versioning?.status ?? "", lifecycle, retention };
 }

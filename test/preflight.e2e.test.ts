@@ -62,7 +62,7 @@ describe("preflight: backup-drill check", () => {
     const report = JSON.parse(r.stdout);
     expect(report.ok).toBe(true);
     const names = report.checks.map((c: { service: string; check: string }) => `${c.service} ${c.check}`);
-    for (const n of ["postgres connect", "postgres tool pg_dump", "postgres read app", "postgres read analytics", "redis connect", "redis BGSAVE", "redis replication sync", "minio connect", "minio list+get assets", "minio canary assets", "output writable", "output free disk"]) {
+    for (const n of ["postgres connect", "postgres tool pg_dump", "postgres read app", "postgres read analytics", "redis connect", "redis replication sync", "redis tool redis-server", "minio connect", "minio list+get assets", "minio canary assets", "output writable", "output free disk"]) {
       expect(names).toContain(n);
     }
     expect(report.checks.find((c: { check: string }) => c.check === "connect" ).detail).toMatch(/PostgreSQL 15\.\d+/);
@@ -102,14 +102,27 @@ describe("preflight: backup-drill check", () => {
     expectOnlyFailure(await check(writeCliConfig(tmp(), servers(), root)), /^check failed: output: [\d.]+ [KM]iB free at .*small, the set needs about [\d.]+ MiB \(estimate/);
   });
 
-  it("a Redis ACL user without BGSAVE fails, naming the permission", async () => {
+  it("a Redis ACL user without BGSAVE passes and backs up (one snapshot: the SYNC's); one without SYNC fails, naming the permission", async () => {
     const admin = await connectRedis(servers().redis);
     await admin.call("ACL", "SETUSER", "nobgsave", "on", ">nobgsave-pw-123", "~*", "&*", "+@all", "-bgsave");
+    await admin.call("ACL", "SETUSER", "nosync", "on", ">nosync-pw-123", "~*", "&*", "+@all", "-sync", "-psync");
     admin.disconnect();
-    const cfg = writeCliConfig(tmp(), servers(), join(tmp(), "o4"), {
-      redis: { port: servers().redis.port, username: "nobgsave", password: "env:NOBG_PW" },
-    });
-    expectOnlyFailure(await check(cfg, { NOBG_PW: "nobgsave-pw-123" }), /^check failed: redis: user "nobgsave" may not run BGSAVE — ACL SETUSER nobgsave \+bgsave$/);
+    const only = (user: string, pw: string, output: string) => {
+      const path = join(tmp(), `${user}.json`);
+      writeFileSync(path, JSON.stringify({ output, redis: { port: servers().redis.port, username: user, password: pw } }));
+      return path;
+    };
+    const ok = await runCli(["backup", "--config", only("nobgsave", "env:NOBG_PW", join(tmp(), "o4")), "--quiet"], { env: { ...env, NOBG_PW: "nobgsave-pw-123" } });
+    expect(ok.code, ok.stderr).toBe(0);
+    expectOnlyFailure(await check(only("nosync", "env:NOSYNC_PW", join(tmp(), "o4b")), { NOSYNC_PW: "nosync-pw-123" }), /^check failed: redis: user "nosync" may not SYNC \(redis-cli --rdb needs it\) — ACL SETUSER nosync \+sync \+psync \+replconf$/);
+  });
+
+  it("a local redis-server older than the source fails, naming both versions (it reads the snapshot)", async () => {
+    const wrapper = join(tmp(), "old-redis-server");
+    writeFileSync(wrapper, `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "Redis server v=6.2.14 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64"; exit 0; fi\nexec ${resolveTool("redis-server")} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const cfg = writeCliConfig(tmp(), servers(), join(tmp(), "o6"), { tools: { redis_server: wrapper } });
+    expectOnlyFailure(await check(cfg), /^check failed: redis: redis-server 6\.2\.14 cannot load snapshots of Redis 7\.\d+\.\d+ — install redis-server 7\.\d+ or newer, or set tools\.redis_server$/);
   });
 
   it("a backup whose preflight fails stages no set and exits 1", async () => {

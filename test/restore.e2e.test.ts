@@ -8,7 +8,18 @@ import { silentProgress } from "../pipeline/progress.js";
 import { RestoreSummarySchema } from "../pipeline/restore-summary.js";
 import { sandboxConfig, startSandboxServers, stopSandboxServers, type SandboxServers } from "../pipeline/sandbox.js";
 import { runCli, type CliResult } from "./cli.js";
-import { minioFingerprint, pgFingerprint, redisFingerprint, sameRedis } from "./fingerprint.js";
+import {
+  minioBucketSettingsFingerprint,
+  minioFingerprint,
+  minioVersionsFingerprint,
+  pgFingerprint,
+  pgLargeObjectFingerprint,
+  pgMatviewFingerprint,
+  redisFingerprint,
+  redisFunctionsFingerprint,
+  redisStreamGroupsFingerprint,
+  sameRedis,
+} from "./fingerprint.js";
 import { ArgvSampler } from "./procs.js";
 import { filesContaining } from "./secrets.js";
 import { secretValues, useServers, useTempDir } from "./services/index.js";
@@ -95,7 +106,7 @@ describe("restore into real servers", () => {
     const summary = RestoreSummarySchema.parse((({ summaryPath: _p, ...rest }) => rest)(doc));
     expect(summary.ok).toBe(true);
     expect(summary.totals.failed).toBe(0);
-    expect(summary.services.redis!.checks.map((c) => c.check)).toEqual(["keyspace", "keyspace", "key-values", "key-values"]);
+    expect(summary.services.redis!.checks.map((c) => c.check)).toEqual(["keyspace", "keyspace", "key-values", "key-values", "functions", "stream-groups"]);
     expect(readdirSync(join(output, "restores"))).toContain(basename(doc.summaryPath));
     expect(basename(doc.summaryPath)).toMatch(/^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ\.json$/);
     expect(JSON.parse(readFileSync(doc.summaryPath, "utf8")).setId).toBe(setId);
@@ -105,6 +116,21 @@ describe("restore into real servers", () => {
     const src = minioClient({ ...source().minio, region: "us-east-1" });
     const dst = minioClient({ ...target.minio, region: "us-east-1" });
     for (const b of ["assets", "logs"]) expect(await minioFingerprint(dst, b)).toEqual(await minioFingerprint(src, b));
+    // Beyond rows, keys and current objects, compared without the product's own code:
+    // materialized views (populated and not), large objects, function libraries, consumer groups,
+    expect(await pgMatviewFingerprint(target.postgres, "app")).toEqual(await pgMatviewFingerprint(source().postgres, "app"));
+    expect(Object.keys(await pgMatviewFingerprint(target.postgres, "app"))).toEqual(["public.customer_order_counts", "public.monthly_revenue"]);
+    expect(await pgLargeObjectFingerprint(target.postgres, "app")).toEqual(await pgLargeObjectFingerprint(source().postgres, "app"));
+    expect(Object.keys(await pgLargeObjectFingerprint(target.postgres, "app"))).toHaveLength(12);
+    expect(await redisFunctionsFingerprint(target.redis)).toEqual(await redisFunctionsFingerprint(source().redis));
+    expect(await redisFunctionsFingerprint(target.redis)).toHaveLength(1);
+    expect(await redisStreamGroupsFingerprint(target.redis, 0)).toEqual(await redisStreamGroupsFingerprint(source().redis, 0));
+    // and every version and delete marker of the versioned bucket, in order, with its settings.
+    const versions = await minioVersionsFingerprint(target.minio, dst, "archive");
+    expect(versions).toEqual(await minioVersionsFingerprint(source().minio, src, "archive"));
+    expect(Object.fromEntries(Object.entries(versions).map(([k, vs]) => [k, vs.length]))).toEqual({ "reports/draft.txt": 2, "reports/q1.csv": 3, "tmp/scratch.bin": 4 });
+    expect(minioBucketSettingsFingerprint(target.minio, "archive")).toEqual(minioBucketSettingsFingerprint(source().minio, "archive"));
+    expect(minioBucketSettingsFingerprint(target.minio, "archive")).toMatchObject({ versioning: "Enabled", lifecycle: [expect.objectContaining({ ID: "expire-old-report-versions" })] });
     // Roles came back with --globals.
     const c = await connectPostgres(target.postgres, "postgres");
     expect((await c.query("SELECT 1 FROM pg_roles WHERE rolname = 'app_reader'")).rowCount).toBe(1);
@@ -121,8 +147,8 @@ describe("restore into real servers", () => {
 
   it.each([
     ["postgres", /refusing to overwrite: postgres database "analytics" on 127\.0\.0\.1:\d+ has 3 user object\(s\) \(events\.page_views, events\.page_views_id_seq, schema events\); postgres database "app" on 127\.0\.0\.1:\d+ has \d+ user object\(s\)/],
-    ["redis", /refusing to overwrite: redis db0 on 127\.0\.0\.1:\d+ has 494 key\(s\).*redis db1 on 127\.0\.0\.1:\d+ has 161 key\(s\)/],
-    ["minio", /refusing to overwrite: minio bucket assets has 46 object\(s\) at keys the set would write \(.*\).*minio bucket logs has 40 object\(s\)/],
+    ["redis", /refusing to overwrite: redis db0 on 127\.0\.0\.1:\d+ has 494 key\(s\).*redis db1 on 127\.0\.0\.1:\d+ has 161 key\(s\); redis function library shop exists on 127\.0\.0\.1:\d+/],
+    ["minio", /refusing to overwrite: minio bucket archive has 1 object\(s\) at keys the set would write \(reports\/q1\.csv\); minio bucket assets has 46 object\(s\) at keys the set would write \(.*\).*minio bucket logs has 40 object\(s\)/],
   ])("guard: %s refuses a non-empty target (exit 2, one line naming it) and leaves it unchanged; --dry-run too; --force restores", async (service, pattern) => {
     const filled = (await filledTarget()).r;
     expect(filled.code, filled.stderr).toBe(0);
@@ -167,6 +193,8 @@ describe("restore into real servers", () => {
     expect(r.stdout).toMatch(/create\s+postgres\s+create database "app"/);
     expect(r.stdout).toMatch(/create\s+minio\s+create bucket assets/);
     expect(r.stdout).toMatch(/restore\s+redis\s+copy keys into db0/);
+    expect(r.stdout).toMatch(/create\s+redis\s+load function library shop \(FUNCTION RESTORE\)/);
+    expect(r.stdout).toMatch(/create\s+minio\s+create bucket archive and put its 6 versions and 3 delete markers, oldest first; then its versioning, lifecycle configuration/);
     await expectUnchanged(other, before);
     expect(summaries()).toEqual(summariesBefore); // a dry run writes no restore summary
   });
@@ -187,6 +215,8 @@ describe("restore into real servers", () => {
     await admin.end();
     expect(dbs).toEqual(["app_restored", "postgres"]);
     expect(await redisFingerprint(other.redis, 0)).toEqual({});
+    expect(await redisFunctionsFingerprint(other.redis)).toEqual([]); // a selective restore leaves them out, and says so:
+    expect(JSON.parse(r.stdout).plan).toContainEqual(expect.objectContaining({ service: "redis", kind: "skip", detail: "function libraries not copied: --redis-db restores some dbs only" }));
     expect(sameRedis(await redisFingerprint(other.redis, 1), await redisFingerprint(source().redis, 1)).differences).toEqual([]);
     const src = minioClient({ ...source().minio, region: "us-east-1" });
     const dst = minioClient({ ...other.minio, region: "us-east-1" });

@@ -32,6 +32,16 @@ describe("npm run sandbox", () => {
     expect(doc.verify).toMatchObject({ ok: true, findings: [] });
     expect(doc.drill).toMatchObject({ ok: true, setId: doc.backup.id });
     expect(doc.drill.totals.failed).toBe(0);
+    // The seeded features beyond tables, keys and objects are each checked, and pass.
+    const checks = (["postgres", "redis", "minio"] as const).flatMap((svc) => doc.drill.services[svc].checks as { check: string; subject: string; ok: boolean }[]);
+    const passed = (check: string, subject: string) => checks.some((c) => c.check === check && c.subject === subject && c.ok);
+    expect(passed("row-count", "app.public.customer_order_counts"), "a materialized view").toBe(true);
+    expect(passed("row-count", "app.public.monthly_revenue"), "a WITH NO DATA materialized view").toBe(true);
+    expect(passed("large-objects", "app"), "large objects").toBe(true);
+    expect(passed("functions", "libraries"), "a Redis function library").toBe(true);
+    expect(passed("stream-groups", "db0"), "a consumer group").toBe(true);
+    expect(passed("object-versions", "archive"), "a versioned bucket with delete markers").toBe(true);
+    expect(passed("bucket-config", "archive lifecycle"), "its lifecycle").toBe(true);
     expect(readFileSync(join(output, doc.backup.id, "restore-drill-summary.json"), "utf8")).toContain('"ok": true');
     expect(Object.keys(doc.backup.services).sort()).toEqual(["minio", "postgres", "redis"]);
     const latest = JSON.parse(readFileSync(join(output, "latest.json"), "utf8"));

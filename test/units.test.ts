@@ -10,7 +10,11 @@ import { secretBagFromConfig } from "../pipeline/runners/host.js";
 import { Secret } from "../pipeline/secret.js";
 import { setIdFor, timeOfSetId } from "../pipeline/store/ids.js";
 import { insideDir, keyPathProblem, mapKeysToPaths } from "../probes/minio.js";
-import { parseKeyspace, parseInfo } from "../probes/redis.js";
+import { normalizeConfigXml, versioningOf, hasDefaultRetention } from "../probes/minio.js";
+import { parseKeyspace, parseInfo, sampleShares } from "../probes/redis.js";
+import { keyspaceDrift } from "../pipeline/backup/redis.js";
+import { configsToRestore } from "../pipeline/restore/minio.js";
+import { rowCountCheck } from "../pipeline/restore/postgres.js";
 import { useTempDir } from "./services/index.js";
 
 describe("plan", () => {
@@ -23,6 +27,12 @@ describe("plan", () => {
       "pg_dump", "--format=directory", "--jobs=3", "--snapshot=00000003-1",
       "--host", "db", "--port", "5433", "--username", "backup", "--no-password",
       "--file", "postgres/app", "--dbname", "dbname='app'",
+    ]);
+    // The schema the drill compares with: pg_dump --schema-only in the same snapshot, as the drill dumps the restored side.
+    expect(steps[2]!.argv).toEqual([
+      "pg_dump", "--schema-only", "--snapshot=00000003-1",
+      "--host", "db", "--port", "5433", "--username", "backup", "--no-password",
+      "--file", "postgres/app.schema.sql", "--dbname", "dbname='app'",
     ]);
     expect(steps[3]!.argv.at(-1)).toBe("dbname='we\\'ird db'");
     expect(steps[3]!.outputs).toEqual(["postgres/we%27ird%20db"]);
@@ -139,5 +149,60 @@ describe("small parsers", () => {
       { db: 0, keys: 3, expires: 1 },
       { db: 12, keys: 7, expires: 0 },
     ]);
+  });
+});
+
+describe("Redis sample shares", () => {
+  it("spreads the configured total in proportion, with a floor of min(keys, 100) per db on top", () => {
+    const shares = sampleShares(
+      [
+        { db: 0, keys: 100_000, expires: 0 },
+        { db: 1, keys: 503, expires: 0 },
+        { db: 2, keys: 17, expires: 0 },
+        { db: 3, keys: 0, expires: 0 },
+      ],
+      1000,
+    );
+    expect(Object.fromEntries(shares)).toEqual({ 0: 995, 1: 100, 2: 17 });
+    expect(Object.fromEntries(sampleShares([{ db: 0, keys: 5000, expires: 0 }], 0))).toEqual({ 0: 100 });
+    expect(Object.fromEntries(sampleShares([{ db: 0, keys: 50, expires: 0 }], 1000))).toEqual({ 0: 50 });
+  });
+
+  it("records how the keyspace moved between the request and the snapshot", () => {
+    expect(keyspaceDrift([{ db: 0, keys: 120, expires: 3 }], [{ db: 0, keys: 100, expires: 4 }, { db: 2, keys: 5, expires: 0 }])).toEqual([
+      { db: 0, keys: 20, expires: -1 },
+      { db: 2, keys: -5, expires: 0 },
+    ]);
+  });
+});
+
+describe("materialized view row counts", () => {
+  const view = { schema: "public", name: "v", kind: "matview" as const, bytes: 0 };
+  it("compares a populated view's rows, names a stale source, and wants an unpopulated one back unpopulated", () => {
+    expect(rowCountCheck("db.public.v", { ...view, rows: 40, populated: true, storedRows: 40 }, { ...view, rows: 40, populated: true, storedRows: 40 }, Date.now())).toMatchObject({ ok: true, expected: 40, actual: 40 });
+    const stale = rowCountCheck("db.public.v", { ...view, rows: 40, populated: true, storedRows: 0 }, { ...view, rows: 40, populated: true, storedRows: 40 }, Date.now());
+    expect(stale).toMatchObject({ ok: true, detail: expect.stringMatching(/held 0 at backup time/) });
+    expect(rowCountCheck("db.public.v", { ...view, rows: 0, populated: false }, { ...view, rows: 0, populated: false }, Date.now())).toMatchObject({ ok: true, expected: "not populated", actual: "not populated" });
+    expect(rowCountCheck("db.public.v", { ...view, rows: 0, populated: false }, { ...view, rows: 3, populated: true }, Date.now())).toMatchObject({ ok: false, actual: 3 });
+    expect(rowCountCheck("db.public.v", { ...view, rows: 0, populated: false }, undefined, Date.now())).toMatchObject({ ok: false, detail: "materialized view missing after restore" });
+  });
+});
+
+describe("bucket configurations", () => {
+  it("reads versioning and default retention from the XML, and compares configurations without namespaces or whitespace", () => {
+    expect(versioningOf('<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Suspended</Status></VersioningConfiguration>')).toBe("Suspended");
+    expect(versioningOf("<VersioningConfiguration/>")).toBeNull();
+    expect(hasDefaultRetention("<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled></ObjectLockConfiguration>")).toBe(false);
+    expect(normalizeConfigXml('<?xml version="1.0"?>\n<A xmlns="x">\n  <B>1</B>\n</A>')).toBe("<A><B>1</B></A>");
+  });
+
+  it("puts versioning, the default retention and lifecycle back after the objects, and none on a prefix restore", () => {
+    const bucket = {
+      name: "b", dir: "minio/b", listing: "minio/b.objects.jsonl", objects: 0, bytes: 0, markers: 0, unmapped: 0,
+      configs: { versioning: "<V/>", objectLock: "<O><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days></DefaultRetention></Rule></O>", lifecycle: "<L/>" },
+    };
+    expect(configsToRestore(bucket, {}).map(([w]) => w)).toEqual(["versioning", "objectLock", "lifecycle"]);
+    expect(configsToRestore({ ...bucket, configs: { objectLock: "<O><ObjectLockEnabled>Enabled</ObjectLockEnabled></O>" } }, {})).toEqual([]);
+    expect(configsToRestore(bucket, { prefix: "a/" })).toEqual([]);
   });
 });

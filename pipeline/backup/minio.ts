@@ -2,7 +2,11 @@ import { mkdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type * as Minio from "minio";
 import {
+  bucketFeatures,
   CANARY_PREFIX,
+  hasDefaultRetention,
+  listVersions,
+  type ListedVersion,
   endpointLabel,
   fetchObject,
   insideDir,
@@ -56,11 +60,39 @@ export async function backupMinio(ctx: ServiceBackupContext): Promise<ServiceBac
   return { facts, steps, files };
 }
 
-async function backupBucket(
-  ctx: ServiceBackupContext,
-  client: Minio.Client,
-  bucket: string,
-): Promise<{ facts: BucketFacts; steps: StepResult[]; files: FileEntry[] }> {
+type BucketBackup = { facts: BucketFacts; steps: StepResult[]; files: FileEntry[] };
+
+async function backupBucket(ctx: ServiceBackupContext, client: Minio.Client, bucket: string): Promise<BucketBackup> {
+  const src = ctx.cfg.minio!;
+  const features = await bucketFeatures(client, bucket).catch((err) => {
+    throw minioError(src, `cannot read the configuration of ${bucket}`, err);
+  });
+  const r = features.versioning ? await backupVersions(ctx, client, bucket) : await backupObjects(ctx, client, bucket);
+  const warnings = [...features.warnings];
+  let canary: BucketFacts["canary"];
+  if (src.canary && hasDefaultRetention(features.configs.objectLock)) {
+    warnings.push("canary: not run: the bucket's default retention would keep the canary's object");
+  } else if (src.canary) {
+    const c = await runCanary(client, bucket, { versioning: features.versioning });
+    if (!c.ok) throw new OperationError(`canary in bucket ${bucket} failed: ${c.error}`);
+    canary = { ok: c.ok, key: c.key, sha256: c.sha256, bytes: c.bytes, durationMs: c.durationMs, ...(c.versionId ? { versionId: c.versionId } : {}) };
+  }
+  for (const w of warnings) ctx.progress.warn(`minio: ${bucket}: WARNING ${w}`);
+  const configs = Object.keys(features.configs).length > 0 ? { configs: features.configs } : {};
+  return {
+    ...r,
+    facts: {
+      ...r.facts,
+      ...(canary ? { canary } : {}),
+      ...(features.versioning ? { versioning: features.versioning } : {}),
+      ...configs,
+      ...(warnings.length ? { warnings } : {}),
+    },
+  };
+}
+
+/** An unversioned bucket: its objects, mirrored by mc where every key is a safe path. */
+async function backupObjects(ctx: ServiceBackupContext, client: Minio.Client, bucket: string): Promise<BucketBackup> {
   const src = ctx.cfg.minio!;
   const layout = bucketLayout(bucket);
   const bucketDir = join(ctx.setDir, layout.dir);
@@ -111,30 +143,91 @@ async function backupBucket(
     e.sha256 = f.sha256;
     e.size = f.size;
   }
-  kept.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  kept.sort(byKey);
   await writeFile(join(ctx.setDir, layout.listing), listingText(kept));
   const [listingFile] = await hashUnder(ctx.setDir, [layout.listing], { durable: true });
 
-  let canary: BucketFacts["canary"];
-  if (src.canary) {
-    const c = await runCanary(client, bucket);
-    if (!c.ok) throw new OperationError(`canary in bucket ${bucket} failed: ${c.error}`);
-    canary = { ok: c.ok, key: c.key, sha256: c.sha256, bytes: c.bytes, durationMs: c.durationMs };
-  }
-  const objects = kept.filter((e) => !e.marker);
-  ctx.progress.info(`minio: ${bucket}: ${kept.length} objects, ${objects.reduce((a, e) => a + e.size, 0)} bytes`);
+  const facts = bucketFacts(bucket, kept);
+  ctx.progress.info(`minio: ${bucket}: ${kept.length} objects, ${facts.bytes} bytes`);
+  return { facts, steps, files: [...hashed, listingFile!] };
+}
+
+function bucketFacts(bucket: string, kept: ObjectEntry[]): BucketFacts {
+  const layout = bucketLayout(bucket);
+  const objects = kept.filter((e) => !e.marker && !e.deleteMarker);
   return {
-    facts: {
-      name: bucket,
-      dir: layout.dir,
-      listing: layout.listing,
-      objects: kept.length,
-      bytes: objects.reduce((a, e) => a + e.size, 0),
-      markers: kept.length - objects.length,
-      unmapped: kept.filter((e) => e.pathReason !== undefined).length,
-      ...(canary ? { canary } : {}),
-    },
-    steps,
+    name: bucket,
+    dir: layout.dir,
+    listing: layout.listing,
+    objects: kept.length,
+    bytes: objects.reduce((a, e) => a + e.size, 0),
+    markers: kept.filter((e) => e.marker).length,
+    unmapped: kept.filter((e) => e.pathReason !== undefined).length,
+  };
+}
+
+const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+/**
+ * A versioned bucket: every version and delete marker, each version fetched
+ * by its ID (so bytes and listing describe the same version, whatever is
+ * written meanwhile) with its own attributes and tags. The latest version of
+ * a key is stored at the key's path, as in an unversioned bucket; older
+ * ones under <bucket>.versions/<sha256(key)>/<n>. The listing holds them by
+ * key, oldest first: the order a restore puts them back in.
+ */
+async function backupVersions(ctx: ServiceBackupContext, client: Minio.Client, bucket: string): Promise<BucketBackup> {
+  const src = ctx.cfg.minio!;
+  const layout = bucketLayout(bucket);
+  const listed = (await listVersions(client, bucket).catch((err) => {
+    throw minioError(src, `cannot list the versions in ${bucket}`, err);
+  })).filter((v) => !v.key.startsWith(CANARY_PREFIX));
+  // The server lists a key's versions newest first: put them in the order they were written.
+  const perKey = new Map<string, ListedVersion[]>();
+  for (const v of listed) perKey.set(v.key, [...(perKey.get(v.key) ?? []), v]);
+  const jobs = [...perKey.entries()].sort((a, b) => byKey({ key: a[0] }, { key: b[0] })).flatMap(([, vs]) => vs.reverse().map((v, n) => ({ v, n })));
+  const latest = jobs.filter(({ v }) => v.isLatest && !v.deleteMarker).map(({ v }) => ({ key: v.key, size: v.size }));
+  const paths = mapKeysToPaths(latest);
+  await mkdir(join(ctx.setDir, layout.dir), { recursive: true });
+
+  const entries = await mapLimit(jobs, STAT_CONCURRENCY, async ({ v, n }): Promise<ObjectEntry | undefined> => {
+    const version = { versionId: v.versionId, isLatest: v.isLatest };
+    if (v.deleteMarker) {
+      return { key: v.key, size: 0, etag: "", lastModified: v.lastModified, userMetadata: {}, tags: {}, marker: false, path: null, sha256: EMPTY_SHA256, ...version, deleteMarker: true };
+    }
+    const attrs = await attributesIfExists(client, bucket, v.key, v.versionId);
+    if (!attrs) {
+      ctx.progress.warn(`minio: ${bucket}: ${JSON.stringify(v.key)} version ${v.versionId} was deleted during the backup; not in this set`);
+      return undefined;
+    }
+    const mapped = v.isLatest ? paths.get(v.key) : undefined;
+    const rel =
+      mapped && "path" in mapped ? `${layout.dir}/${mapped.path}` : mapped ? `${layout.unmapped}/${sha256Hex(v.key)}` : `${layout.versions}/${sha256Hex(v.key)}/${n}`;
+    const entry = { ...entryFor({ key: v.key, ...attrs }, attrs, rel, mapped && "problem" in mapped ? mapped.problem : undefined), ...version, deleteMarker: false };
+    if (entry.marker) return entry;
+    await fetchObject(client, bucket, v.key, join(ctx.setDir, rel), v.versionId).catch((err) => {
+      throw minioError(src, `cannot fetch ${JSON.stringify(v.key)} version ${v.versionId}`, err);
+    });
+    return entry;
+  });
+  const kept = entries.filter((e): e is ObjectEntry => e !== undefined);
+  const hashed = await hashUnder(ctx.setDir, [layout.dir, layout.unmapped, layout.versions], { durable: true });
+  const byPath = new Map(hashed.map((f) => [f.path, f]));
+  for (const e of kept) {
+    if (e.path === null) continue;
+    const f = byPath.get(e.path);
+    if (!f) throw new OperationError(`object ${JSON.stringify(e.key)} version ${e.versionId}: file ${e.path} is missing after download`);
+    e.sha256 = f.sha256;
+    e.size = f.size;
+  }
+  await writeFile(join(ctx.setDir, layout.listing), listingText(kept));
+  const [listingFile] = await hashUnder(ctx.setDir, [layout.listing], { durable: true });
+  const deleteMarkers = kept.filter((e) => e.deleteMarker).length;
+  const keys = new Set(kept.map((e) => e.key)).size;
+  ctx.progress.info(`minio: ${bucket}: versioned, ${keys} keys, ${kept.length - deleteMarkers} versions, ${deleteMarkers} delete markers`);
+  return {
+    facts: { ...bucketFacts(bucket, kept), versions: { keys, versions: kept.length - deleteMarkers, deleteMarkers } },
+    steps: [],
     files: [...hashed, listingFile!],
   };
 }

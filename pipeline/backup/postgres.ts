@@ -1,4 +1,4 @@
-import { countTables, databaseSize, holdSnapshot, probePostgres } from "../../probes/postgres.js";
+import { countTables, databaseSize, holdSnapshot, largeObjects, probePostgres } from "../../probes/postgres.js";
 import { OperationError, UserError } from "../errors.js";
 import { hashUnder } from "../hash.js";
 import type { PostgresFacts } from "../manifest.js";
@@ -57,16 +57,23 @@ export async function backupPostgres(ctx: ServiceBackupContext): Promise<Service
         at,
       );
       const [dump, schema] = plan as [(typeof plan)[0], (typeof plan)[0]];
-      const [tables, sizeBytes, dumped] = await Promise.all([
-        phase("postgres", `count ${db}`, () => countTables(snap.client)),
-        phase("postgres", `size ${db}`, () => databaseSize(snap.client)),
-        ctx.runner.run(dump, ctx.setDir),
-      ]);
-      steps.push(dumped);
-      steps.push(await ctx.runner.run(schema, ctx.setDir));
+      // One client, one query at a time: the counts and the large-object digest run in turn, beside the dumps.
+      const reads = (async () => {
+        const tables = await phase("postgres", `count ${db}`, () => countTables(snap.client));
+        const sizeBytes = await phase("postgres", `size ${db}`, () => databaseSize(snap.client));
+        const los = await phase("postgres", `large objects ${db}`, () => largeObjects(snap.client));
+        return { tables, sizeBytes, los };
+      })();
+      const [{ tables, sizeBytes, los }, dumped, schemaDumped] = await Promise.all([reads, ctx.runner.run(dump, ctx.setDir), ctx.runner.run(schema, ctx.setDir)]);
+      steps.push(dumped, schemaDumped);
       const layout = postgresLayout(db);
-      facts.databases.push({ name: db, dir: layout.dir, schemaFile: layout.schemaFile, sizeBytes, tables });
-      ctx.progress.info(`postgres: ${db}: ${tables.length} tables, ${tables.reduce((a, t) => a + t.rows, 0)} rows`);
+      facts.databases.push({ name: db, dir: layout.dir, schemaFile: layout.schemaFile, sizeBytes, tables, ...(los ? { largeObjects: los } : {}) });
+      const views = tables.filter((t) => t.kind === "matview").length;
+      ctx.progress.info(
+        `postgres: ${db}: ${tables.length - views} tables, ${tables.reduce((a, t) => a + (t.kind ? 0 : t.rows), 0)} rows` +
+          (views ? `, ${views} materialized view(s)` : "") +
+          (los ? `, ${los.count} large object(s)` : ""),
+      );
     } finally {
       await snap.close();
     }

@@ -1,45 +1,137 @@
-import { bgsaveAndWait, connectRedis, probeRedis, redisTarget, sampleKeys } from "../../probes/redis.js";
-import type { RedisSource } from "../config.js";
+import { join } from "node:path";
+import {
+  connectRedis,
+  functionLibraries,
+  parseInfo,
+  parseKeyspace,
+  probeRedis,
+  redisTarget,
+  sampleKeys,
+  streamGroups,
+  type KeyspaceEntry,
+  type RedisTarget,
+} from "../../probes/redis.js";
+import type { RedisSource, ToolPaths } from "../config.js";
+import { OperationError } from "../errors.js";
 import { hashUnder } from "../hash.js";
 import type { RedisFacts } from "../manifest.js";
-import type { Progress } from "../progress.js";
 import { REDIS_RDB, planRedis } from "../plan.js";
+import { HostRunner, secretBagFromConfig, type StepResult } from "../runners/host.js";
+import { startRedis } from "../throwaway/servers.js";
 import { phase, type ServiceBackupContext, type ServiceBackupResult } from "./context.js";
 
-/** What is known about a Redis source right before its RDB is pulled. */
-export type PreparedRedis = Omit<RedisFacts, "rdb" | "rdbCheck">;
+/** What the drill checks, read from the pulled dump.rdb itself. */
+export type SnapshotFacts = Pick<RedisFacts, "keyspace" | "sample" | "functions" | "streamGroups"> & { describedWith: string };
 
 /**
- * Everything before the RDB is pulled: server facts, a BGSAVE waited for
- * until it really completed, then keyspace and sample. The Dagger runner
- * runs this same function as glue before its redis-cli step.
+ * Load dump.rdb into a throwaway server and read from it every expectation
+ * the drill checks: keyspace, the key sample, FUNCTION libraries and
+ * stream consumer groups. They describe exactly the bytes in the set, and
+ * sampling pays local round trips instead of the source's.
  */
-export async function prepareRedis(src: RedisSource, progress: Progress): Promise<PreparedRedis> {
-  const target = redisTarget(src);
-  const client = await phase("redis", "connect", () => connectRedis(target));
+export async function describeSnapshot(rdb: string, src: Pick<RedisSource, "sampleSize" | "samplePatterns">, tools: ToolPaths): Promise<SnapshotFacts> {
+  let server;
   try {
-    const server = await phase("redis", "info", () => probeRedis(client));
-    progress.info(`redis: server ${server.version} (${server.role}), ${server.keyspace.reduce((a, k) => a + k.keys, 0)} keys`);
-    const bgsave = await phase("redis", "bgsave", () =>
-      bgsaveAndWait(client, src.bgsaveTimeoutMs, (ms) => progress.info(`redis: waiting for BGSAVE, ${Math.round(ms / 1000)}s`)),
+    server = await startRedis({ tools, rdb, linkRdb: true });
+  } catch (err) {
+    throw new OperationError(
+      `the local redis-server cannot load the pulled snapshot (${(err as Error).message}); it must be at least the source's version (set tools.redis_server)`,
+      { cause: err },
     );
-    // Keyspace and sample are read right before the RDB is pulled, the closest we get to its instant.
-    const keyspace = (await phase("redis", "info", () => probeRedis(client))).keyspace;
-    const sample = await phase("redis", "sample", () => sampleKeys(target, keyspace, src.sampleSize, src.samplePatterns));
-    return { version: server.version, runId: server.runId, role: server.role, keyspace, bgsave, sample };
+  }
+  try {
+    const client = await connectRedis(server);
+    let keyspace: KeyspaceEntry[];
+    let functions;
+    try {
+      keyspace = parseKeyspace(parseInfo(await client.info("keyspace")));
+      functions = await functionLibraries(client);
+    } finally {
+      client.disconnect();
+    }
+    const sample = await sampleKeys(server, keyspace, src.sampleSize, src.samplePatterns);
+    const groups = await streamGroups(server, keyspace.map((k) => k.db));
+    return { keyspace, sample, functions, streamGroups: groups, describedWith: `redis-server ${server.version}` };
   } finally {
-    client.disconnect();
+    await server.stop();
   }
 }
 
+/** Snapshot minus live keys and expires per db: how the data moved between the request and the snapshot. Pure. */
+export function keyspaceDrift(snapshot: KeyspaceEntry[], live: KeyspaceEntry[]): { db: number; keys: number; expires: number }[] {
+  const dbs = [...new Set([...snapshot, ...live].map((k) => k.db))].sort((a, b) => a - b);
+  return dbs.map((db) => {
+    const s = snapshot.find((k) => k.db === db) ?? { keys: 0, expires: 0 };
+    const l = live.find((k) => k.db === db) ?? { keys: 0, expires: 0 };
+    return { db, keys: s.keys - l.keys, expires: s.expires - l.expires };
+  });
+}
+
+/**
+ * Pull one snapshot (redis-cli --rdb: the server forks once for the
+ * replication SYNC), check it, and describe it. No BGSAVE: a second fork
+ * would cost the server memory and CPU and describe another moment.
+ */
 export async function backupRedis(ctx: ServiceBackupContext): Promise<ServiceBackupResult<RedisFacts>> {
   const src = ctx.cfg.redis!;
-  const prepared = await prepareRedis(src, ctx.progress);
-  const steps = [];
-  for (const step of planRedis(src, { version: prepared.version }, { host: src.host, port: src.port })) {
-    steps.push(await ctx.runner.run(step, ctx.setDir));
+  const target: RedisTarget = redisTarget(src);
+  const client = await phase("redis", "connect", () => connectRedis(target));
+  let server;
+  let pulledAt: Date;
+  const requestedAt = new Date();
+  const steps: StepResult[] = [];
+  try {
+    // The live keyspace as the snapshot is requested: the server forks for it later (after
+    // repl-diskless-sync-delay), so the two differ on a written server; the drift is information.
+    server = await phase("redis", "info", () => probeRedis(client));
+    ctx.progress.info(`redis: server ${server.version} (${server.role}), ${server.keyspace.reduce((a, k) => a + k.keys, 0)} keys; pulling one snapshot`);
+    // The pull has its own deadline (redis.bgsaveTimeout) on top of the backup's cancellation.
+    const deadline = AbortSignal.timeout(src.bgsaveTimeoutMs);
+    const runner = new HostRunner({
+      tools: ctx.cfg.tools,
+      secrets: secretBagFromConfig(ctx.cfg),
+      progress: ctx.progress,
+      signal: AbortSignal.any([ctx.signal, deadline]),
+    });
+    try {
+      for (const step of planRedis(src, { version: server.version }, { host: src.host, port: src.port })) {
+        steps.push(
+          await runner.run(step, ctx.setDir).catch((err: unknown) => {
+            if (deadline.aborted && !ctx.signal.aborted) {
+              throw new OperationError(`redis snapshot: not complete within ${Math.round(src.bgsaveTimeoutMs / 1000)}s (redis.bgsaveTimeout)`, { cause: err });
+            }
+            throw err;
+          }),
+        );
+      }
+    } finally {
+      runner.dispose();
+    }
+    pulledAt = new Date();
+  } finally {
+    client.disconnect();
   }
+  const snapshot = await phase("redis", "describe snapshot", () => describeSnapshot(join(ctx.setDir, REDIS_RDB), src, ctx.cfg.tools));
+  const live = server.keyspace;
+  const drift = keyspaceDrift(snapshot.keyspace, live);
+  const moved = drift.filter((d) => d.keys !== 0);
+  ctx.progress.info(
+    `redis: snapshot holds ${snapshot.keyspace.reduce((a, k) => a + k.keys, 0)} keys, ${snapshot.sample.length} sampled` +
+      (moved.length ? `; the live keyspace moved while it was taken (${moved.map((d) => `db${d.db} ${d.keys > 0 ? "+" : ""}${d.keys}`).join(", ")}), recorded as information` : ""),
+  );
   const files = await hashUnder(ctx.setDir, ["redis"], { durable: true });
-  const facts: RedisFacts = { ...prepared, rdb: REDIS_RDB, rdbCheck: "ok" };
+  const facts: RedisFacts = {
+    version: server.version,
+    runId: server.runId,
+    role: server.role,
+    keyspace: snapshot.keyspace,
+    snapshot: { pulledAt: pulledAt.toISOString(), describedWith: snapshot.describedWith },
+    live: { at: requestedAt.toISOString(), keyspace: live, drift },
+    rdb: REDIS_RDB,
+    rdbCheck: "ok",
+    sample: snapshot.sample,
+    functions: snapshot.functions,
+    streamGroups: snapshot.streamGroups,
+  };
   return { facts, steps, files };
 }

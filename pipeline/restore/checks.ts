@@ -9,7 +9,7 @@ export function check(
   expected: unknown,
   actual: unknown,
   started: number,
-  opts: { ok?: boolean; detail?: string } = {},
+  opts: { ok?: boolean; detail?: string; warning?: string } = {},
 ): DrillCheck {
   const ok = opts.ok ?? JSON.stringify(expected) === JSON.stringify(actual);
   return {
@@ -21,6 +21,7 @@ export function check(
     actual,
     durationMs: Math.max(0, Date.now() - started),
     ...(opts.detail ? { detail: opts.detail } : {}),
+    ...(opts.warning ? { warning: opts.warning } : {}),
   };
 }
 

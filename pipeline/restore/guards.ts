@@ -1,10 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { connectPostgres } from "../../probes/postgres.js";
-import { listObjects, minioClient, minioError, type MinioTarget } from "../../probes/minio.js";
-import { connectRedis, parseInfo, parseKeyspace, type RedisTarget } from "../../probes/redis.js";
+import { CARRIED_CONFIGS, getBucketConfig, listObjects, minioClient, minioError, normalizeConfigXml, versioningStatus, type MinioTarget } from "../../probes/minio.js";
+import { connectRedis, functionLibraries, parseInfo, parseKeyspace, type RedisTarget } from "../../probes/redis.js";
 import { endpointOfUrl, sameEndpoint, type Config, type ServiceName } from "../config.js";
-import { bucketsToRestore, selectedEntries } from "./minio.js";
+import { bucketsToRestore, configsToRestore, selectedEntries } from "./minio.js";
 import { databasesToRestore, restoredName, type PostgresTarget } from "./postgres.js";
 import type { LoadedSet } from "./set.js";
 
@@ -30,14 +30,37 @@ export type TargetInspection = {
     /** Roles the set's globals would create, and which of them the target has already. */
     roles: { name: string; exists: boolean }[];
   };
-  redis?: { where: string; dbs: { db: number; keys: number }[] };
-  minio?: { where: string; buckets: { name: string; exists: boolean; objects: number; collisions: string[] }[] };
+  redis?: {
+    where: string;
+    dbs: { db: number; keys: number }[];
+    /** The set's FUNCTION libraries (when this restore copies them) and whether the target has one of that name. */
+    functions: { name: string; exists: boolean }[];
+    /** Why the set's FUNCTION libraries are not copied (a selective restore), when they are not. */
+    functionsSkipped?: string;
+    /** Libraries the target has, whatever their name. */
+    targetLibraries: number;
+  };
+  minio?: {
+    where: string;
+    buckets: {
+      name: string;
+      exists: boolean;
+      objects: number;
+      collisions: string[];
+      /** The set's bucket is versioned: versions and delete markers to put back. */
+      versions?: { versions: number; deleteMarkers: number };
+      /** Configurations the restore puts on the bucket (versioning, object-lock, lifecycle). */
+      configs: string[];
+      /** What an existing bucket has that the restore would change or cannot give it. */
+      conflicts: string[];
+    }[];
+  };
 };
 
 export type PlannedAction = {
   service: ServiceName;
-  /** create: nothing there yet; restore: into something empty; overwrite: replaces what is there (needs --force). */
-  kind: "create" | "restore" | "overwrite";
+  /** create: nothing there yet; restore: into something empty; overwrite: replaces what is there (needs --force); skip: in the set, left out by this restore. */
+  kind: "create" | "restore" | "overwrite" | "skip";
   subject: string;
   detail: string;
 };
@@ -92,12 +115,29 @@ async function inspectPostgres(set: LoadedSet, target: PostgresTarget, sel: Rest
   }
 }
 
+/** Why a restore does not copy the set's FUNCTION libraries, or undefined when it does. */
+export function functionsSkipReason(sel: RestoreSelection): string | undefined {
+  if (sel.keyPattern !== undefined) return "--key-pattern restores some keys only";
+  if (sel.redisDbs !== undefined) return "--redis-db restores some dbs only";
+  return undefined;
+}
+
 async function inspectRedis(set: LoadedSet, target: RedisTarget, sel: RestoreSelection): Promise<NonNullable<TargetInspection["redis"]>> {
   const c = await connectRedis(target);
   try {
     const ks = parseKeyspace(parseInfo(await c.info("keyspace")));
     const dbs = sel.redisDbs ?? (set.manifest.services.redis?.keyspace ?? []).map((k) => k.db);
-    return { where: `${target.host}:${target.port}`, dbs: dbs.map((db) => ({ db, keys: ks.find((k) => k.db === db)?.keys ?? 0 })) };
+    const libs = await functionLibraries(c);
+    const have = new Set(libs.map((l) => l.name));
+    const recorded = set.manifest.services.redis?.functions ?? [];
+    const skipped = recorded.length > 0 ? functionsSkipReason(sel) : undefined;
+    return {
+      where: `${target.host}:${target.port}`,
+      dbs: dbs.map((db) => ({ db, keys: ks.find((k) => k.db === db)?.keys ?? 0 })),
+      functions: skipped ? [] : recorded.map((l) => ({ name: l.name, exists: have.has(l.name) })),
+      ...(skipped ? { functionsSkipped: skipped } : {}),
+      targetLibraries: libs.length,
+    };
   } finally {
     c.disconnect();
   }
@@ -110,15 +150,26 @@ async function inspectMinio(set: LoadedSet, target: MinioTarget, sel: RestoreSel
     const exists = await client.bucketExists(b.name).catch((err) => {
       throw minioError(target, `cannot check bucket ${b.name}`, err);
     });
+    const entries = await selectedEntries(set, b, sel);
     let objects = 0;
     let collisions: string[] = [];
+    const conflicts: string[] = [];
+    const configs = configsToRestore(b, sel);
     if (exists) {
       const live = await listObjects(client, b.name);
       objects = live.length;
       const liveKeys = new Set(live.map((o) => o.key));
-      collisions = (await selectedEntries(set, b, sel)).filter((e) => liveKeys.has(e.key)).map((e) => e.key);
+      collisions = [...new Set(entries.filter((e) => liveKeys.has(e.key)).map((e) => e.key))];
+      if (b.versioning && !(await versioningStatus(client, b.name))) conflicts.push("is not versioned: the restore turns versioning on, and it cannot be turned off again");
+      if (b.configs?.objectLock && !(await getBucketConfig(client, b.name, "objectLock"))) conflicts.push("has no object lock, which can only be enabled when a bucket is created");
+      for (const [which, body] of configs) {
+        if (which === "versioning") continue;
+        const have = await getBucketConfig(client, b.name, which);
+        if (have !== undefined && normalizeConfigXml(have) !== normalizeConfigXml(body)) conflicts.push(`has a different ${CARRIED_CONFIGS[which]} configuration, which the restore would replace`);
+      }
     }
-    buckets.push({ name: b.name, exists, objects, collisions });
+    const versions = b.versions ? { versions: entries.filter((e) => !e.deleteMarker).length, deleteMarkers: entries.filter((e) => e.deleteMarker).length } : undefined;
+    buckets.push({ name: b.name, exists, objects, collisions, ...(versions ? { versions } : {}), configs: configs.map(([w]) => CARRIED_CONFIGS[w]), conflicts });
   }
   return { where: target.endpoint, buckets };
 }
@@ -193,14 +244,28 @@ export function planRestore(inspection: TargetInspection, sel: RestoreSelection,
           : { service: "redis", kind: "overwrite", subject: `db${d.db}`, detail: `redis db${d.db} on ${rd.where} has ${d.keys} key(s)` },
       );
     }
+    for (const f of rd.functions) {
+      actions.push(
+        f.exists
+          ? { service: "redis", kind: "overwrite", subject: `function library ${f.name}`, detail: `redis function library ${f.name} exists on ${rd.where}` }
+          : { service: "redis", kind: "create", subject: `function library ${f.name}`, detail: `load function library ${f.name} (FUNCTION RESTORE) on ${rd.where}` },
+      );
+    }
+    if (rd.functionsSkipped) {
+      actions.push({ service: "redis", kind: "skip", subject: "function libraries", detail: `function libraries not copied: ${rd.functionsSkipped}` });
+    }
   }
   const mn = inspection.minio;
   if (mn) {
     for (const b of mn.buckets) {
       const scope = sel.prefix ? ` under ${JSON.stringify(sel.prefix)}` : "";
-      if (!b.exists) actions.push({ service: "minio", kind: "create", subject: `bucket ${b.name}`, detail: `create bucket ${b.name} and put its objects${scope}` });
-      else if (b.collisions.length === 0) actions.push({ service: "minio", kind: "restore", subject: `bucket ${b.name}`, detail: `put objects${scope} into ${b.name} (${b.objects} objects there now, none at the set's keys)` });
-      else {
+      const what = b.versions ? `${b.versions.versions} versions and ${b.versions.deleteMarkers} delete markers${scope}, oldest first` : `objects${scope}`;
+      const configs = b.configs.length ? `; then its ${b.configs.join(", ")} configuration` : "";
+      if (!b.exists) actions.push({ service: "minio", kind: "create", subject: `bucket ${b.name}`, detail: `create bucket ${b.name} and put its ${what}${configs}` });
+      else if (b.collisions.length === 0 && b.conflicts.length === 0) {
+        actions.push({ service: "minio", kind: "restore", subject: `bucket ${b.name}`, detail: `put ${what} into ${b.name} (${b.objects} objects there now, none at the set's keys)${configs}` });
+      }
+      if (b.exists && b.collisions.length > 0) {
         actions.push({
           service: "minio",
           kind: "overwrite",
@@ -208,6 +273,7 @@ export function planRestore(inspection: TargetInspection, sel: RestoreSelection,
           detail: `minio bucket ${b.name} has ${b.collisions.length} object(s) at keys the set would write${some(b.collisions.slice(0, 3), b.collisions.length)}`,
         });
       }
+      for (const c of b.exists ? b.conflicts : []) actions.push({ service: "minio", kind: "overwrite", subject: `bucket ${b.name}`, detail: `minio bucket ${b.name} ${c}` });
     }
   }
   const refusals = force ? [] : actions.filter((a) => a.kind === "overwrite").map((a) => a.detail);

@@ -1,13 +1,24 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import type * as Minio from "minio";
 import {
   CANARY_PREFIX,
+  CARRIED_CONFIGS,
   describeObjects,
+  getBucketConfig,
+  hasDefaultRetention,
+  listVersions,
   mapLimit,
   minioClient,
-  putKnownObject,
   minioError,
+  normalizeConfigXml,
+  objectAttributes,
+  putBucketConfig,
+  putKnownObject,
   runCanary,
+  versioningStatus,
+  type CarriedConfig,
+  type ListedVersion,
   type MinioTarget,
   type ObjectAttributes,
 } from "../../probes/minio.js";
@@ -55,10 +66,46 @@ export function putHeaders(e: ObjectEntry): Record<string, string> {
   return h;
 }
 
+const ENABLED_XML = '<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>';
+
+/** The configurations a restore puts on a bucket, in the order it puts them (after the objects). */
+export function configsToRestore(bucket: BucketFacts, sel: MinioSelection): [CarriedConfig, string][] {
+  if (sel.prefix !== undefined || !bucket.configs) return [];
+  const c = bucket.configs;
+  return [
+    ...(c.versioning ? [["versioning", c.versioning] as [CarriedConfig, string]] : []),
+    // Object lock is enabled when the bucket is created; its configuration carries the default retention rule.
+    ...(c.objectLock && hasDefaultRetention(c.objectLock) ? [["objectLock", c.objectLock] as [CarriedConfig, string]] : []),
+    ...(c.lifecycle ? [["lifecycle", c.lifecycle] as [CarriedConfig, string]] : []),
+  ];
+}
+
+/** A listing's lines grouped by key, each group in listing order (oldest version first). */
+export function versionsByKey(entries: ObjectEntry[]): Map<string, ObjectEntry[]> {
+  const out = new Map<string, ObjectEntry[]>();
+  for (const e of entries) out.set(e.key, [...(out.get(e.key) ?? []), e]);
+  return out;
+}
+
+/** Put one listing line back: an object (its bytes, headers and tags) or a delete marker. */
+async function putEntry(client: Minio.Client, set: LoadedSet, bucket: string, e: ObjectEntry): Promise<void> {
+  if (e.deleteMarker) {
+    await client.removeObject(bucket, e.key); // on a versioned bucket: a new delete marker
+    return;
+  }
+  const body = e.path === null ? undefined : { path: join(set.dir, e.path), size: e.size, sha256: e.sha256 };
+  const { versionId } = await putKnownObject(client, bucket, e.key, body, putHeaders(e));
+  if (Object.keys(e.tags).length > 0) await client.setObjectTagging(bucket, e.key, e.tags, versionId ? { versionId } : undefined);
+}
+
 /**
  * Put every selected object of the set into the target at its recorded key,
  * with its recorded headers, user metadata and tags; folder/ markers
- * included; a missing bucket is created.
+ * included; a missing bucket is created (with object lock when the source
+ * had it). A versioned bucket gets versioning first, then every version
+ * and delete marker of a key in the order they were written (keys side by
+ * side); its recorded configurations (versioning state, default retention,
+ * lifecycle) are put last, so that none acts on the restore itself.
  */
 export async function restoreMinio(
   set: LoadedSet,
@@ -71,24 +118,37 @@ export async function restoreMinio(
   let objects = 0;
   let bytes = 0;
   for (const bucket of bucketsToRestore(set, sel)) {
+    const locked = bucket.configs?.objectLock !== undefined;
     try {
-      if (!(await client.bucketExists(bucket.name))) await client.makeBucket(bucket.name, target.region);
+      if (!(await client.bucketExists(bucket.name))) await client.makeBucket(bucket.name, target.region, locked ? { ObjectLocking: true } : {});
+      if (bucket.versioning) await putBucketConfig(client, bucket.name, "versioning", ENABLED_XML);
     } catch (err) {
       throw minioError(target, `cannot create bucket ${bucket.name}`, err);
     }
     const entries = await selectedEntries(set, bucket, sel);
     let done = 0;
-    await mapLimit(entries, CONCURRENCY, async (e) => {
+    const put = async (e: ObjectEntry) => {
       try {
-        await putKnownObject(client, bucket.name, e.key, e.path === null ? undefined : { path: join(set.dir, e.path), size: e.size, sha256: e.sha256 }, putHeaders(e));
-        if (Object.keys(e.tags).length > 0) await client.setObjectTagging(bucket.name, e.key, e.tags);
+        await putEntry(client, set, bucket.name, e);
       } catch (err) {
-        throw minioError(target, `cannot put ${bucket.name}/${JSON.stringify(e.key)}`, err);
+        throw minioError(target, `cannot put ${bucket.name}/${JSON.stringify(e.key)}${e.versionId ? ` (version ${e.versionId} of the source)` : ""}`, err);
       }
       objects++;
       bytes += e.size;
       if (++done % 500 === 0) onProgress?.(bucket.name, done, entries.length);
-    });
+    };
+    if (bucket.versioning) {
+      await mapLimit([...versionsByKey(entries).values()], CONCURRENCY, async (versions) => {
+        for (const e of versions) await put(e);
+      });
+    } else {
+      await mapLimit(entries, CONCURRENCY, put);
+    }
+    for (const [which, body] of configsToRestore(bucket, sel)) {
+      await putBucketConfig(client, bucket.name, which, body).catch((err) => {
+        throw minioError(target, `cannot put the ${which} configuration of ${bucket.name}`, err);
+      });
+    }
   }
   return { restoreMs: Date.now() - t0, objects, bytes };
 }
@@ -138,63 +198,212 @@ export async function checkMinio(
   const checks: DrillCheck[] = [];
   for (const bucket of bucketsToRestore(set, sel)) {
     const entries = await selectedEntries(set, bucket, sel);
-    let t = Date.now();
-    const live = (await describeObjects(client, bucket.name).catch((err) => {
-      throw minioError(target, `cannot list ${bucket.name}`, err);
-    })).filter((o) => !o.key.startsWith(CANARY_PREFIX) && (!sel.prefix || o.key.startsWith(sel.prefix)));
-    const liveByKey = new Map(live.map((o) => [o.key, o]));
-    const liveKeys = new Set(liveByKey.keys());
-    const wantKeys = new Set(entries.map((e) => e.key));
-    const missing = entries.filter((e) => !liveKeys.has(e.key)).map((e) => e.key);
-    // A restore into a bucket that already held other objects keeps them: they are not failures there.
-    const extra = opts.allowExtra ? [] : live.filter((o) => !wantKeys.has(o.key)).map((o) => o.key);
-    checks.push(
-      check("minio", "object-count", bucket.name, entries.length, opts.allowExtra ? entries.length - missing.length : live.length, t),
-    );
+    checks.push(...(bucket.versioning ? await checkVersions(client, target, bucket, entries, sel, opts) : await checkObjects(client, target, bucket, entries, sel, opts)));
+    checks.push(...(await checkConfigs(client, bucket, sel)));
+    for (const w of bucket.warnings ?? []) {
+      if (w.startsWith("canary:")) continue; // the drill's own canary says so below
+      checks.push(check("minio", "not-carried", bucket.name, null, null, Date.now(), { warning: w }));
+    }
+    const t = Date.now();
+    const lock = bucket.configs?.objectLock;
+    if (hasDefaultRetention(lock) && sel.prefix === undefined) {
+      checks.push(check("minio", "canary", bucket.name, "write, read back, delete", "skipped", t, { ok: true, warning: "not run: the bucket's default retention would keep the canary's object" }));
+    } else {
+      const canary = await runCanary(client, bucket.name);
+      checks.push(check("minio", "canary", bucket.name, "write, read back, delete", canary.ok ? "ok" : "failed", t, { ok: canary.ok, ...(canary.error ? { detail: canary.error } : {}) }));
+    }
+  }
+  return checks;
+}
 
-    t = Date.now();
-    checks.push(
-      check("minio", "object-keys", bucket.name, { missing: 0, extra: 0 }, { missing: missing.length, extra: extra.length }, t, {
-        ...(missing.length || extra.length
-          ? { detail: [missing.length ? `missing: ${nameSome(missing)}` : "", extra.length ? `extra: ${nameSome(extra)}` : ""].filter(Boolean).join("; ") }
-          : {}),
-      }),
-    );
+/** Object count, keys, content and attributes of an unversioned bucket. */
+async function checkObjects(
+  client: Minio.Client,
+  target: MinioTarget,
+  bucket: BucketFacts,
+  entries: ObjectEntry[],
+  sel: MinioSelection,
+  opts: { allowExtra?: boolean },
+): Promise<DrillCheck[]> {
+  const checks: DrillCheck[] = [];
+  let t = Date.now();
+  const live = (await describeObjects(client, bucket.name).catch((err) => {
+    throw minioError(target, `cannot list ${bucket.name}`, err);
+  })).filter((o) => !o.key.startsWith(CANARY_PREFIX) && (!sel.prefix || o.key.startsWith(sel.prefix)));
+  const liveByKey = new Map(live.map((o) => [o.key, o]));
+  const liveKeys = new Set(liveByKey.keys());
+  const wantKeys = new Set(entries.map((e) => e.key));
+  const missing = entries.filter((e) => !liveKeys.has(e.key)).map((e) => e.key);
+  // A restore into a bucket that already held other objects keeps them: they are not failures there.
+  const extra = opts.allowExtra ? [] : live.filter((o) => !wantKeys.has(o.key)).map((o) => o.key);
+  checks.push(check("minio", "object-count", bucket.name, entries.length, opts.allowExtra ? entries.length - missing.length : live.length, t));
+  t = Date.now();
+  checks.push(keysCheck(bucket.name, missing, extra, t));
 
-    t = Date.now();
-    const present = entries.filter((e) => liveKeys.has(e.key));
-    const contentBad: string[] = [];
-    const attrBad: string[] = [];
-    await mapLimit(present, CONCURRENCY, async (e) => {
-      const hash = createHash("sha256");
-      let size = 0;
-      for await (const chunk of await client.getObject(bucket.name, e.key)) {
-        hash.update(chunk as Buffer);
-        size += (chunk as Buffer).length;
-      }
-      const sha = hash.digest("hex");
-      const attrs = liveByKey.get(e.key)!.attrs;
-      if (size !== e.size || sha !== e.sha256) contentBad.push(`${e.key} (${size !== e.size ? `${size} bytes, backup has ${e.size}` : "sha256 differs"})`);
-      else if (!etagAgrees(e, attrs.etag)) contentBad.push(`${e.key} (ETag differs from the source's)`);
-      const diffs = attributeDifferences(e, attrs);
-      if (diffs.length) attrBad.push(`${e.key} (${diffs.join(", ")})`);
-    });
-    checks.push(
-      check("minio", "object-content", bucket.name, present.length, present.length - contentBad.length, t, {
-        ok: contentBad.length === 0,
-        ...(contentBad.length ? { detail: `size or sha256 differs: ${nameSome(contentBad.sort())}` } : {}),
-      }),
-    );
-    checks.push(
-      check("minio", "object-attributes", bucket.name, present.length, present.length - attrBad.length, t, {
-        ok: attrBad.length === 0,
-        ...(attrBad.length ? { detail: `attributes differ: ${nameSome(attrBad.sort())}` } : {}),
-      }),
-    );
+  t = Date.now();
+  const present = entries.filter((e) => liveKeys.has(e.key));
+  const contentBad: string[] = [];
+  const attrBad: string[] = [];
+  await mapLimit(present, CONCURRENCY, async (e) => {
+    const attrs = liveByKey.get(e.key)!.attrs;
+    const why = await contentMismatch(client, bucket.name, e, attrs.etag);
+    if (why) contentBad.push(`${e.key} (${why})`);
+    const diffs = attributeDifferences(e, attrs);
+    if (diffs.length) attrBad.push(`${e.key} (${diffs.join(", ")})`);
+  });
+  checks.push(...contentChecks(bucket.name, present.length, contentBad, attrBad, t));
+  return checks;
+}
 
-    t = Date.now();
-    const canary = await runCanary(client, bucket.name);
-    checks.push(check("minio", "canary", bucket.name, "write, read back, delete", canary.ok ? "ok" : "failed", t, { ok: canary.ok, ...(canary.error ? { detail: canary.error } : {}) }));
+function keysCheck(bucket: string, missing: string[], extra: string[], t: number): DrillCheck {
+  return check("minio", "object-keys", bucket, { missing: 0, extra: 0 }, { missing: missing.length, extra: extra.length }, t, {
+    ...(missing.length || extra.length
+      ? { detail: [missing.length ? `missing: ${nameSome(missing)}` : "", extra.length ? `extra: ${nameSome(extra)}` : ""].filter(Boolean).join("; ") }
+      : {}),
+  });
+}
+
+function contentChecks(bucket: string, compared: number, contentBad: string[], attrBad: string[], t: number): DrillCheck[] {
+  return [
+    check("minio", "object-content", bucket, compared, compared - contentBad.length, t, {
+      ok: contentBad.length === 0,
+      ...(contentBad.length ? { detail: `size or sha256 differs: ${nameSome(contentBad.sort())}` } : {}),
+    }),
+    check("minio", "object-attributes", bucket, compared, compared - attrBad.length, t, {
+      ok: attrBad.length === 0,
+      ...(attrBad.length ? { detail: `attributes differ: ${nameSome(attrBad.sort())}` } : {}),
+    }),
+  ];
+}
+
+/** Why an object (or version) read back from the target is not the recorded one, or undefined. */
+async function contentMismatch(client: Minio.Client, bucket: string, e: ObjectEntry, restoredEtag: string, versionId?: string): Promise<string | undefined> {
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of await client.getObject(bucket, e.key, versionId ? { versionId } : {})) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  if (size !== e.size) return `${size} bytes, backup has ${e.size}`;
+  if (hash.digest("hex") !== e.sha256) return "sha256 differs";
+  if (!etagAgrees(e, restoredEtag)) return "ETag differs from the source's";
+  return undefined;
+}
+
+/** A key's versions as a sequence the drill compares: a delete marker, or a version's size. */
+function shape(versions: { deleteMarker?: boolean; size: number }[]): string {
+  return versions.map((v) => (v.deleteMarker ? "delete-marker" : String(v.size))).join(",");
+}
+
+/**
+ * A versioned bucket, per key: the number of versions, their order, which
+ * are delete markers, and every version's size, sha256 and attributes, read
+ * back by version ID (the IDs themselves are new: no S3 server keeps them).
+ */
+async function checkVersions(
+  client: Minio.Client,
+  target: MinioTarget,
+  bucket: BucketFacts,
+  entries: ObjectEntry[],
+  sel: MinioSelection,
+  opts: { allowExtra?: boolean },
+): Promise<DrillCheck[]> {
+  const checks: DrillCheck[] = [];
+  let t = Date.now();
+  const versioning = await versioningStatus(client, bucket.name);
+  checks.push(check("minio", "versioning", bucket.name, bucket.versioning, versioning ?? "off", t));
+  const live = (await listVersions(client, bucket.name, sel.prefix ?? "").catch((err) => {
+    throw minioError(target, `cannot list the versions in ${bucket.name}`, err);
+  })).filter((v) => !v.key.startsWith(CANARY_PREFIX));
+  const want = versionsByKey(entries);
+  const got = new Map<string, ListedVersion[]>();
+  for (const v of live) got.set(v.key, [v, ...(got.get(v.key) ?? [])]); // newest first on the wire: oldest first here
+  const missing = [...want.keys()].filter((k) => !got.has(k));
+  const extra = opts.allowExtra ? [] : [...got.keys()].filter((k) => !want.has(k));
+  if (opts.allowExtra) {
+    // A restore into a bucket that held versions already puts the set's on top of them: compare the newest.
+    for (const [k, vs] of got) if (want.has(k)) got.set(k, vs.slice(-want.get(k)!.length));
+  }
+  const counted = opts.allowExtra ? [...got.entries()].filter(([k]) => want.has(k)).reduce((a, [, vs]) => a + vs.length, 0) : live.length;
+  checks.push(check("minio", "object-count", bucket.name, entries.length, counted, t, { detail: "versions and delete markers" }));
+  checks.push(keysCheck(bucket.name, missing, extra, t));
+
+  t = Date.now();
+  const sequenceBad: string[] = [];
+  const pairs: [ObjectEntry, ListedVersion][] = [];
+  for (const [key, versions] of want) {
+    const restored = got.get(key);
+    if (!restored) continue;
+    if (shape(versions) !== shape(restored)) {
+      const markers = (vs: { deleteMarker?: boolean }[]) => vs.filter((v) => v.deleteMarker).length;
+      sequenceBad.push(
+        `${key} (${restored.length !== versions.length ? `${restored.length} versions, backup has ${versions.length}` : markers(restored) !== markers(versions) ? `${markers(restored)} delete markers, backup has ${markers(versions)}` : "sizes or order differ"})`,
+      );
+      continue;
+    }
+    versions.forEach((e, i) => pairs.push([e, restored[i]!]));
+  }
+  const keysCompared = [...want.keys()].filter((k) => got.has(k)).length;
+  checks.push(
+    check("minio", "object-versions", bucket.name, `${keysCompared} keys, ${shapeCount(want, got)}`, `${keysCompared - sequenceBad.length} keys in order`, t, {
+      ok: sequenceBad.length === 0,
+      ...(sequenceBad.length ? { detail: `version history differs: ${nameSome(sequenceBad.sort())}` } : {}),
+    }),
+  );
+
+  t = Date.now();
+  const objects = pairs.filter(([e]) => !e.deleteMarker);
+  const contentBad: string[] = [];
+  const attrBad: string[] = [];
+  await mapLimit(objects, CONCURRENCY, async ([e, v]) => {
+    const label = `${e.key} version ${nthOf(want.get(e.key)!, e)}`;
+    const attrs = await objectAttributes(client, bucket.name, e.key, v.versionId);
+    const why = await contentMismatch(client, bucket.name, e, attrs.etag, v.versionId);
+    if (why) contentBad.push(`${label} (${why})`);
+    const diffs = attributeDifferences(e, attrs);
+    if (diffs.length) attrBad.push(`${label} (${diffs.join(", ")})`);
+  });
+  checks.push(...contentChecks(bucket.name, objects.length, contentBad, attrBad, t));
+  return checks;
+}
+
+function shapeCount(want: Map<string, ObjectEntry[]>, got: Map<string, ListedVersion[]>): string {
+  let versions = 0;
+  let markers = 0;
+  for (const [k, vs] of want) {
+    if (!got.has(k)) continue;
+    for (const v of vs) v.deleteMarker ? markers++ : versions++;
+  }
+  return `${versions} versions, ${markers} delete markers`;
+}
+
+/** "2 of 3": a version's place in its key's history, oldest first. */
+function nthOf(versions: ObjectEntry[], e: ObjectEntry): string {
+  return `${versions.indexOf(e) + 1} of ${versions.length}`;
+}
+
+/**
+ * Each configuration the restore put back reads back the same (XML compared
+ * without namespaces and whitespace); object lock by whether it is enabled
+ * and its default retention.
+ */
+async function checkConfigs(client: Minio.Client, bucket: BucketFacts, sel: MinioSelection): Promise<DrillCheck[]> {
+  if (sel.prefix !== undefined || !bucket.configs) return [];
+  const checks: DrillCheck[] = [];
+  for (const which of ["versioning", "objectLock", "lifecycle"] as const) {
+    const recorded = bucket.configs[which];
+    if (recorded === undefined) continue;
+    const t = Date.now();
+    let actual: string | undefined;
+    try {
+      actual = await getBucketConfig(client, bucket.name, which);
+    } catch (err) {
+      checks.push(check("minio", "bucket-config", `${bucket.name} ${CARRIED_CONFIGS[which]}`, normalizeConfigXml(recorded), null, t, { ok: false, detail: (err as Error).message }));
+      continue;
+    }
+    const want = normalizeConfigXml(recorded);
+    const have = actual === undefined ? null : normalizeConfigXml(actual);
+    checks.push(check("minio", "bucket-config", `${bucket.name} ${CARRIED_CONFIGS[which]}`, want, have, t, want === have ? {} : { detail: have === null ? "missing on the restored bucket" : "differs" }));
   }
   return checks;
 }

@@ -1,8 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { connectPostgres, countTables, quoteIdent, type TableCount } from "../../probes/postgres.js";
+import { connectPostgres, countTables, largeObjects, quoteIdent, type TableCount } from "../../probes/postgres.js";
 import type { SanityQuery } from "../config.js";
 import type { DrillCheck } from "../drill-summary.js";
+import type { LargeObjectFacts } from "../manifest.js";
 import { OperationError } from "../errors.js";
 import { planPostgresRestore, planSchemaDump } from "../plan.js";
 import type { HostRunner, StepResult } from "../runners/host.js";
@@ -137,6 +138,23 @@ function firstDifference(a: string[], b: string[]): string {
   return "";
 }
 
+/**
+ * One table's or materialized view's row count. A populated view must come
+ * back populated with the rows its query gave in the backup's snapshot; one
+ * WITH NO DATA must come back unpopulated (it cannot be counted).
+ */
+export function rowCountCheck(subject: string, rec: TableCount, got: TableCount | undefined, started: number): DrillCheck {
+  if (!got) return check("postgres", "row-count", subject, rec.populated === false ? "not populated" : rec.rows, null, started, { detail: `${rec.kind === "matview" ? "materialized view" : "table"} missing after restore` });
+  if (rec.kind !== "matview") return check("postgres", "row-count", subject, rec.rows, got.rows, started);
+  const state = (t: TableCount) => (t.populated === false ? "not populated" : t.rows);
+  const stale = rec.storedRows !== undefined && rec.storedRows !== rec.rows ? ` (the view held ${rec.storedRows} at backup time: not refreshed since its tables changed)` : "";
+  const ok = state(rec) === state(got);
+  return check("postgres", "row-count", subject, state(rec), state(got), started, {
+    ok,
+    ...(ok ? (stale ? { detail: `materialized view, refreshed by the restore${stale}` } : {}) : { detail: `materialized view${stale}` }),
+  });
+}
+
 type TableKey = string;
 const tableKey = (t: Pick<TableCount, "schema" | "name">): TableKey => `${t.schema}.${t.name}`;
 
@@ -162,22 +180,29 @@ export async function checkPostgres(
     let t = Date.now();
     const client = await connectPostgres(target, name);
     let restored: TableCount[];
+    let los: LargeObjectFacts | undefined;
     try {
-      restored = await countTables(client);
+      restored = await countTables(client, { refreshRows: false });
+      if (db.largeObjects && !plan.allowExtraTables) los = await largeObjects(client);
     } finally {
       await client.end().catch(() => {});
     }
     const byKey = new Map(restored.map((r) => [tableKey(r), r]));
     for (const table of db.tables) {
-      const got = byKey.get(tableKey(table));
-      checks.push(
-        check("postgres", "row-count", `${name}.${tableKey(table)}`, table.rows, got?.rows ?? null, t, got ? {} : { detail: "table missing after restore" }),
-      );
+      checks.push(rowCountCheck(`${name}.${tableKey(table)}`, table, byKey.get(tableKey(table)), t));
       byKey.delete(tableKey(table));
       t = Date.now();
     }
     for (const extra of plan.allowExtraTables ? [] : byKey.values()) {
-      checks.push(check("postgres", "row-count", `${name}.${tableKey(extra)}`, null, extra.rows, t, { ok: false, detail: "table not in the backup" }));
+      checks.push(check("postgres", "row-count", `${name}.${tableKey(extra)}`, null, extra.rows, t, { ok: false, detail: `${extra.kind === "matview" ? "materialized view" : "table"} not in the backup` }));
+    }
+    if (db.largeObjects && !plan.allowExtraTables) {
+      const got = los ?? { count: 0, bytes: 0, digest: "" };
+      const rec = db.largeObjects;
+      const detail =
+        got.count !== rec.count ? `${got.count} large objects, backup has ${rec.count}` : got.bytes !== rec.bytes ? `${got.bytes} bytes, backup has ${rec.bytes}` : "content (md5) differs";
+      const label = (l: LargeObjectFacts) => `${l.count} objects, ${l.bytes} bytes, digest ${l.digest.slice(0, 12)}`;
+      checks.push(check("postgres", "large-objects", name, label(rec), label(got), t, got.digest === rec.digest ? {} : { ok: false, detail }));
     }
 
     if (plan.allowExtraTables) continue; // the schema holds the target's own objects too: no round trip to compare

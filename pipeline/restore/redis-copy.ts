@@ -108,6 +108,34 @@ export async function copyRedisKeys(source: RedisTarget, target: RedisTarget, op
   return { keys, skippedExpired, ms: Date.now() - t0 };
 }
 
+/**
+ * Copy every FUNCTION library from a server holding the set's data to a
+ * target (FUNCTION DUMP / FUNCTION RESTORE): APPEND refuses a library the
+ * target has already, REPLACE (--force) overwrites it. Returns how many
+ * libraries were copied.
+ */
+export async function copyRedisFunctions(source: RedisTarget, target: RedisTarget, opts: { replace: boolean }): Promise<number> {
+  const src = await connectRedis(source);
+  let payload: Buffer;
+  let count: number;
+  try {
+    count = ((await src.call("FUNCTION", "LIST")) as unknown[]).length;
+    payload = (await src.callBuffer("FUNCTION", "DUMP")) as Buffer;
+  } finally {
+    src.disconnect();
+  }
+  if (count === 0) return 0;
+  const dst = await connectRedis(target);
+  try {
+    await dst.callBuffer("FUNCTION", "RESTORE", payload, opts.replace ? "REPLACE" : "APPEND");
+  } catch (err) {
+    throw new OperationError(`redis FUNCTION RESTORE on ${target.host}:${target.port} failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    dst.disconnect();
+  }
+  return count;
+}
+
 /** Redis glob (as in SCAN MATCH / KEYS) as a RegExp, for filtering recorded keys the same way. */
 export function redisGlobToRegExp(glob: string): RegExp {
   let re = "";

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
-import { chownSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chownSync, copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import type { ToolPaths } from "../config.js";
 import { OperationError } from "../errors.js";
@@ -108,6 +108,11 @@ export type RedisServerOptions = {
   password?: Secret;
   /** An RDB to load at start (copied into the server's directory). */
   rdb?: string;
+  /**
+   * Link the RDB instead of copying it: for a server that only reads it
+   * (it never saves: `save ""`, and a save would replace the link, not the file).
+   */
+  linkRdb?: boolean;
   /** Extra redis.conf lines. */
   config?: string[];
 };
@@ -119,7 +124,8 @@ export async function startRedis(opts: RedisServerOptions): Promise<RedisServer>
   const version = /v=(\d+\.\d+\.\d+)/.exec(stdout)?.[1] ?? "unknown";
   return withPortRetry(async (port) => {
     const dir = makeTempDir("redis");
-    if (opts.rdb) copyFileSync(opts.rdb, join(dir, "dump.rdb"));
+    if (opts.rdb && opts.linkRdb) symlinkSync(resolve(opts.rdb), join(dir, "dump.rdb"));
+    else if (opts.rdb) copyFileSync(opts.rdb, join(dir, "dump.rdb"));
     // The config, password included, goes in on stdin: never on a command line.
     const conf = [
       `port ${port}`,
