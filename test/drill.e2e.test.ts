@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -11,6 +12,7 @@ import { listingText, readListing } from "../pipeline/listing.js";
 import { ManifestSchema, writeManifest, type Manifest } from "../pipeline/manifest.js";
 import { silentProgress } from "../pipeline/progress.js";
 import { SANDBOX_SANITY_QUERIES, sandboxConfig } from "../pipeline/sandbox.js";
+import { SEED_FUNCTION_LIBRARY } from "../pipeline/seed.js";
 import { BIN, REPO, runCli } from "./cli.js";
 import { isDescendant, processesUnder, serversUnder } from "./procs.js";
 import { secretEnv, secretValues, useServers, useTempDir, writeCliConfig } from "./services/index.js";
@@ -92,7 +94,12 @@ describe("restore-drill", () => {
       postgres: [
         pass("postgres", "row-count", "analytics.events.page_views", 5000),
         pass("postgres", "row-count", "app.public.attachments", 300),
+        pass("postgres", "row-count", "app.public.customer_order_counts", 500), // a materialized view: one row per customer
         pass("postgres", "row-count", "app.public.customers", 500),
+        pass("postgres", "row-count", "app.public.invoices", 12),
+        pass("postgres", "row-count", "app.public.monthly_revenue", "not populated"), // created WITH NO DATA
+        // 12 large objects of 640 x n bytes (n = 1..12): 640 x 78 bytes.
+        pass("postgres", "large-objects", "app", expect.stringMatching(/^12 objects, 49920 bytes, digest [0-9a-f]{12}$/)),
         pass("postgres", "row-count", "app.public.order_items", 5970),
         pass("postgres", "row-count", "app.public.orders", 2000),
         pass("postgres", "row-count", "app.public.products", 200),
@@ -106,6 +113,9 @@ describe("restore-drill", () => {
         pass("redis", "keyspace", "db1", { keys: 161, expires: 1 }),
         pass("redis", "key-values", "db0", 494), // small dbs are sampled whole
         pass("redis", "key-values", "db1", 161),
+        // The seeded library: its code's sha256, computed here from the seed, not by the product.
+        pass("redis", "functions", "libraries", [`shop (LUA, 2 function(s), code ${createHash("sha256").update(SEED_FUNCTION_LIBRARY).digest("hex").slice(0, 12)})`]),
+        pass("redis", "stream-groups", "db0", "1 stream(s), 1 group(s)"), // events, with the group mailer
       ],
       minio: [
         ...[["assets", 46], ["logs", 40]].flatMap(([b, n]) => [
@@ -115,6 +125,21 @@ describe("restore-drill", () => {
           pass("minio", "object-attributes", b as string, n),
           pass("minio", "canary", b as string, "write, read back, delete", "ok"),
         ]),
+        // archive (versioned): reports/q1.csv x3, reports/draft.txt + a delete marker, tmp/scratch.bin x2 + 2 delete markers.
+        pass("minio", "object-count", "archive", 9), // 6 versions and 3 delete markers
+        pass("minio", "object-keys", "archive", { missing: 0, extra: 0 }),
+        pass("minio", "object-content", "archive", 6),
+        pass("minio", "object-attributes", "archive", 6),
+        pass("minio", "canary", "archive", "write, read back, delete", "ok"),
+        pass("minio", "versioning", "archive", "Enabled"),
+        pass("minio", "object-versions", "archive", "3 keys, 6 versions, 3 delete markers", "3 keys in order"),
+        pass("minio", "bucket-config", "archive versioning", "<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"),
+        pass(
+          "minio",
+          "bucket-config",
+          "archive lifecycle",
+          "<LifecycleConfiguration><Rule><ID>expire-old-report-versions</ID><Status>Enabled</Status><Filter><Prefix>reports/</Prefix></Filter><NoncurrentVersionExpiration><NoncurrentDays>365</NoncurrentDays></NoncurrentVersionExpiration></Rule></LifecycleConfiguration>",
+        ),
       ],
     };
     const bySubject = (a: { check: string; subject: string }, b: { check: string; subject: string }) => `${a.check} ${a.subject}`.localeCompare(`${b.check} ${b.subject}`);
