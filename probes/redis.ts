@@ -4,6 +4,7 @@ import type { RedisSource } from "../pipeline/config.js";
 import { OperationError } from "../pipeline/errors.js";
 import type { RedisSample } from "../pipeline/manifest.js";
 import type { Secret } from "../pipeline/secret.js";
+import { clientTimeouts } from "../pipeline/timeouts.js";
 
 export type RedisTarget = { host: string; port: number; username?: string; password?: Secret };
 
@@ -11,8 +12,13 @@ export function redisTarget(src: RedisSource): RedisTarget {
   return { host: src.host, port: src.port, username: src.username, password: src.password };
 }
 
-/** A connected client that fails fast instead of retrying forever. */
+/**
+ * A connected client that fails fast instead of retrying forever; every
+ * command is bounded by timeouts.redisCommand (a stopped server or a black
+ * hole ends in "Command timed out", never in a silent wait).
+ */
 export async function connectRedis(t: RedisTarget, db = 0): Promise<Redis> {
+  const timeouts = clientTimeouts();
   const client = new Redis({
     host: t.host,
     port: t.port,
@@ -20,7 +26,8 @@ export async function connectRedis(t: RedisTarget, db = 0): Promise<Redis> {
     password: t.password?.reveal(),
     db,
     lazyConnect: true,
-    connectTimeout: 10_000,
+    connectTimeout: timeouts.connectMs,
+    commandTimeout: timeouts.redisCommandMs,
     maxRetriesPerRequest: 1,
     retryStrategy: () => null,
     enableOfflineQueue: false,
