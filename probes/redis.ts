@@ -208,6 +208,64 @@ export async function digestKey(client: Redis, key: Buffer): Promise<KeyDigest> 
   return { type, digest: digestParts(type, parts), ttlMs };
 }
 
+const VALUE_COMMAND: Record<string, (key: Buffer) => [string, ...(string | Buffer)[]]> = {
+  string: (k) => ["GET", k],
+  list: (k) => ["LRANGE", k, "0", "-1"],
+  set: (k) => ["SMEMBERS", k],
+  zset: (k) => ["ZRANGE", k, "0", "-1", "WITHSCORES"],
+  hash: (k) => ["HGETALL", k],
+  stream: (k) => ["XRANGE", k, "-", "+"],
+};
+
+/**
+ * digestKey for many keys, pipelined: two round trips per batch of `batch`
+ * keys (TYPE + PTTL, then the values) instead of three per key, so a slow
+ * link costs round trips per page, not per key. Same digests as digestKey.
+ */
+export async function digestKeys(client: Redis, keys: Buffer[], batch = 500, onProgress?: (done: number) => void): Promise<KeyDigest[]> {
+  const out: KeyDigest[] = [];
+  for (let i = 0; i < keys.length; i += batch) {
+    const page = keys.slice(i, i + batch);
+    const meta = client.pipeline();
+    for (const k of page) meta.type(k).pttl(k);
+    const metaReplies = (await meta.exec()) ?? [];
+    const types: string[] = [];
+    const ttls: number[] = [];
+    page.forEach((_, j) => {
+      const [terr, type] = metaReplies[2 * j] ?? [new Error("no reply"), null];
+      const [perr, ttl] = metaReplies[2 * j + 1] ?? [new Error("no reply"), null];
+      if (terr) throw terr;
+      if (perr) throw perr;
+      types.push(String(type));
+      ttls.push(Number(ttl));
+    });
+    const values = client.pipeline();
+    page.forEach((k, j) => {
+      const type = types[j]!;
+      if (type === "none") return;
+      const [cmd, ...args] = (VALUE_COMMAND[type] ?? ((key: Buffer) => ["DUMP", key] as [string, Buffer]))(k);
+      values.callBuffer(cmd, ...args);
+    });
+    const valueReplies = values.length > 0 ? ((await values.exec()) ?? []) : [];
+    let v = 0;
+    page.forEach((_, j) => {
+      const type = types[j]!;
+      if (type === "none") {
+        out.push({ type, digest: digestParts(type, []), ttlMs: ttls[j]! });
+        return;
+      }
+      const [err, reply] = valueReplies[v++] ?? [new Error("no reply"), null];
+      if (err) throw err;
+      let parts = flatten(reply);
+      if (type === "set") parts = parts.sort(Buffer.compare);
+      else if (type === "hash") parts = sortedPairs(parts);
+      out.push({ type, digest: digestParts(type, parts), ttlMs: ttls[j]! });
+    });
+    onProgress?.(Math.min(i + batch, keys.length));
+  }
+  return out;
+}
+
 export function encodeKey(key: Buffer): { key: string; keyEncoding: "utf8" | "base64" } {
   const text = key.toString("utf8");
   return Buffer.from(text, "utf8").equals(key) ? { key: text, keyEncoding: "utf8" } : { key: key.toString("base64"), keyEncoding: "base64" };
@@ -265,11 +323,12 @@ export async function sampleKeys(
       if (size > 0) for (const k of await randomKeys(client, Math.min(share, size), entry.keys)) chosen.set(k.toString("hex"), k);
       for (const p of patterns) for (const k of await scanAll(client, p, Number.POSITIVE_INFINITY)) chosen.set(k.toString("hex"), k);
       const keys = [...chosen.values()].sort(Buffer.compare);
-      for (const key of keys) {
-        const d = await digestKey(client, key);
-        if (d.type === "none") continue; // expired or deleted since it was picked
+      const digests = await digestKeys(client, keys);
+      keys.forEach((key, i) => {
+        const d = digests[i]!;
+        if (d.type === "none") return; // expired or deleted since it was picked
         out.push({ db: entry.db, ...encodeKey(key), type: d.type, digest: d.digest, ttlMs: d.ttlMs });
-      }
+      });
     } finally {
       client.disconnect();
     }

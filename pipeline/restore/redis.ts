@@ -1,4 +1,4 @@
-import { connectRedis, decodeKey, digestKey, parseInfo, parseKeyspace, type RedisTarget } from "../../probes/redis.js";
+import { connectRedis, decodeKey, digestKeys, parseInfo, parseKeyspace, type RedisTarget } from "../../probes/redis.js";
 import type { DrillCheck } from "../drill-summary.js";
 import type { RedisSample } from "../manifest.js";
 import { check, nameSome } from "./checks.js";
@@ -90,10 +90,11 @@ export async function checkRedis(set: LoadedSet, target: RedisTarget, opts: Redi
     const c = await connectRedis(target, db);
     const bad: string[] = [];
     try {
-      for (const s of samples) {
-        const why = keyMismatch(s, await digestKey(c, decodeKey(s)), window);
+      const digests = await digestKeys(c, samples.map(decodeKey));
+      samples.forEach((s, i) => {
+        const why = keyMismatch(s, digests[i]!, window);
         if (why) bad.push(`${keyLabel(s)} (${why})`);
-      }
+      });
     } finally {
       c.disconnect();
     }
