@@ -171,6 +171,7 @@ export class HostRunner {
     }
     const timeouts = this.#opts.timeouts ?? DEFAULT_TIMEOUTS_MS;
     const stallMs = step.waitsOnServerWork ? timeouts.restoreStallMs : timeouts.stallMs;
+    checkpoint(`before-step:${step.id}`);
     const started = Date.now();
     progress.info(`${step.id}: started`);
 
