@@ -88,12 +88,17 @@ export async function withPhaseDeadline<T>(
     timer = setTimeout(() => {
       const err = new TimeoutError(`${name}: did not finish within the phase deadline of ${seconds(opts.deadlineMs)} (timeouts.phase)`);
       abort.abort(err);
-      reject(err);
+      // Give the phase a moment to stop its tools and loops (they watch the signal) before its owner cleans up.
+      const grace = setTimeout(() => reject(err), 5_000);
+      work.then(
+        () => (clearTimeout(grace), reject(err)),
+        () => (clearTimeout(grace), reject(err)),
+      );
     }, opts.deadlineMs);
   });
+  const work = fn(abort.signal);
   const beat = setInterval(() => opts.progress.info(`${name}: still running, ${Math.round((Date.now() - t0) / 1000)}s`), opts.heartbeatMs ?? 10_000);
   beat.unref();
-  const work = fn(abort.signal);
   work.catch(() => {}); // after the deadline its rejection is not ours to report
   try {
     return await Promise.race([work, deadline]);

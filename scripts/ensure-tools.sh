@@ -3,6 +3,7 @@
 # missing. Safe to rerun.
 #   - Debian packages: postgresql (server + client tools), redis-server, redis-tools
 #   - MinIO server and mc, built with `go install` at the pinned versions below
+#   - toxiproxy-server (the fault suite's proxy), built the same way
 #     (MinIO is AGPL-licensed: we only ever run these binaries, never import them)
 #   - node_modules (npm ci) when missing or out of date
 # Env: BACKUP_DRILL_BIN  where minio and mc go (default /usr/local/bin if writable, else ~/.local/bin)
@@ -13,6 +14,9 @@ MC_MODULE="github.com/minio/mc"
 MC_VERSION="v0.0.0-20250313080218-cf909e1063a9"
 MINIO_MODULE="github.com/minio/minio"
 MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+# The fault suite's proxy (test/faults/): latency, bandwidth, resets, black holes.
+TOXIPROXY_MODULE="github.com/Shopify/toxiproxy/v2/cmd/server"
+TOXIPROXY_VERSION="v2.5.0"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { printf 'ensure-tools: %s\n' "$*" >&2; }
@@ -41,7 +45,8 @@ else
 fi
 
 # --- MinIO server and mc, pinned -----------------------------------------------
-command -v go >/dev/null 2>&1 || die "go is needed to build minio and mc (https://go.dev/dl/)"
+command -v go >/dev/null 2>&1 || die "go is needed to build minio, mc and toxiproxy (https://go.dev/dl/)"
+command -v setpriv >/dev/null 2>&1 || say "note: setpriv (util-linux) is missing: children then die with backup-drill through its watchdog only"
 bin="${BACKUP_DRILL_BIN:-}"
 if [ -z "$bin" ]; then
   if [ -w /usr/local/bin ]; then bin=/usr/local/bin; else bin="$HOME/.local/bin"; fi
@@ -59,6 +64,16 @@ ensure_go_tool() { # name module version
 }
 ensure_go_tool mc "$MC_MODULE" "$MC_VERSION"
 ensure_go_tool minio "$MINIO_MODULE" "$MINIO_VERSION"
+# toxiproxy's command is named "server": build it aside and install it as toxiproxy-server.
+if [ -x "$bin/toxiproxy-server" ] && go version -m "$bin/toxiproxy-server" 2>/dev/null | grep -q "mod[[:space:]]*github.com/Shopify/toxiproxy/v2[[:space:]]*$TOXIPROXY_VERSION"; then
+  say "toxiproxy-server $TOXIPROXY_VERSION: present in $bin"
+else
+  say "building toxiproxy-server $TOXIPROXY_VERSION (go install)"
+  tdir="$(mktemp -d)"
+  GOBIN="$tdir" GOFLAGS="${GOFLAGS:-} -trimpath" go install "$TOXIPROXY_MODULE@$TOXIPROXY_VERSION"
+  mv "$tdir/server" "$bin/toxiproxy-server"
+  rmdir "$tdir"
+fi
 case ":$PATH:" in *":$bin:"*) ;; *) say "note: add $bin to PATH (backup-drill also looks there and in ~/go/bin)";; esac
 
 # --- node_modules ----------------------------------------------------------------

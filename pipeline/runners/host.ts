@@ -68,15 +68,21 @@ async function bytesUnder(path: string): Promise<number> {
 }
 
 /**
- * Bytes read and written (files and sockets alike) by a process and its
- * descendants, from /proc/<pid>/io: a tool that is moving data moves this
- * number; one blocked on a stopped server or a black hole does not.
+ * A progress counter of a process and its descendants: bytes passed to
+ * read/write (files, pipes, and sockets for tools that read them that way,
+ * like mc) from /proc/<pid>/io, plus — for single-threaded tools (pg_dump,
+ * pg_restore, redis-cli, whose sockets are read with recv) — how often the
+ * process woke from a wait (voluntary context switches): every reply from
+ * the server wakes it. A tool blocked on a stopped server or a black hole
+ * moves neither.
  */
 export function treeIo(pid: number, depth = 0): number {
   let total = 0;
   try {
     const io = readFileSync(`/proc/${pid}/io`, "utf8");
     for (const m of io.matchAll(/^(rchar|wchar): (\d+)$/gm)) total += Number(m[2]);
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    if (/^Threads:\s+1$/m.test(status)) total += Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1] ?? 0);
   } catch {
     return 0;
   }

@@ -139,8 +139,20 @@ export async function settleProcesses(ms: number, ...dirs: string[]): Promise<{ 
 /** What a run left in its TMPDIR: registered leftovers and temp dirs (the registry dir itself is not a leftover). */
 export function tmpLeftovers(tmp: string): { registry: string[]; dirs: string[] } {
   const registryDir = join(tmp, "backup-drill-registry");
-  const registry = existsSync(registryDir) ? readdirSync(registryDir) : [];
-  const dirs = readdirSync(tmp).filter((n) => n.startsWith("backup-drill-") && n !== "backup-drill-registry");
+  // Entries of this test process (its own servers) are not a run's leftovers.
+  const registry = (existsSync(registryDir) ? readdirSync(registryDir) : []).filter((n) => !n.startsWith(`${process.pid}-`));
+  const own = new Set(
+    (existsSync(registryDir) ? readdirSync(registryDir) : [])
+      .filter((n) => n.startsWith(`${process.pid}-`))
+      .map((n) => {
+        try {
+          return JSON.parse(readFileSync(join(registryDir, n), "utf8")).path as string;
+        } catch {
+          return "";
+        }
+      }),
+  );
+  const dirs = readdirSync(tmp).filter((n) => n.startsWith("backup-drill-") && n !== "backup-drill-registry" && !own.has(join(tmp, n)));
   return { registry, dirs };
 }
 
