@@ -169,6 +169,7 @@ export async function spawnServer(opts: SpawnServerOptions): Promise<ServerProce
   const stop = () => {
     stopping ??= (async () => {
       if (!exited) {
+        child.kill("SIGCONT"); // a stopped server cannot shut down
         child.kill(opts.stopSignal);
         let timer: NodeJS.Timeout | undefined;
         const killed = await Promise.race([

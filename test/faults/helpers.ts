@@ -6,7 +6,7 @@
  * a server, and the process table filtered by this test's own paths.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
@@ -20,6 +20,7 @@ export function useOwnTmpdir(name: string): () => string {
   const previous = process.env.TMPDIR;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), `backup-drill-faults-${name}-`));
+    chmodSync(dir, 0o755); // the postgres user runs throwaway PostgreSQL servers in here
     process.env.TMPDIR = dir;
   });
   afterAll(() => {
