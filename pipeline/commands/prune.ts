@@ -1,4 +1,5 @@
 import type { Argv } from "yargs";
+import { DEFAULT_RETENTION_TEXT } from "../config.js";
 import { pruneCommandRun } from "../prune.js";
 import { pruneHuman, pruneJson } from "../health-report.js";
 import { nowFrom, withNowOption } from "./clock.js";
@@ -13,7 +14,7 @@ export const pruneCommand = defineCommand<PruneArgs>({
     withNowOption(withGlobalOptions(y))
       .option("dry-run", { type: "boolean", default: false, describe: "Only say what would be removed and why each set is kept" })
       .epilog(
-        `Rules come from the config's "retention" section; an empty or missing policy is refused (exit 2). Only complete sets whose manifest checks out count toward the rules, ordered by manifest time. Always kept: the newest complete set, the newest set with a passing restore drill, the set latest.json names, and sets whose manifest does not check out (inspect those by hand). A .partial-* directory is removed once older than retention.partialGrace (default 24h). Takes the output root's lock (not with --dry-run).\n\n${EXIT_CODES_EPILOG}`,
+        `Rules come from the config's "retention" section; without one the default policy applies (${DEFAULT_RETENTION_TEXT}); an empty policy or "retention": "off" is refused (exit 2). A set a restore-drill or restore is using is skipped, with the reason. Only complete sets whose manifest checks out count toward the rules, ordered by manifest time. Always kept: the newest complete set, the newest set with a passing restore drill, the set latest.json names, and sets whose manifest does not check out (inspect those by hand). A .partial-* directory is removed once older than retention.partialGrace (default 24h). Takes the output root's lock (not with --dry-run).\n\n${EXIT_CODES_EPILOG}`,
       ),
   handler: (args: PruneArgs) =>
     runCommand("prune", args, async ({ progress }) => {
