@@ -82,7 +82,7 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
       let firstError: unknown;
       const settled = await Promise.allSettled(
         services.map((s) =>
-          withPhaseDeadline<ServiceBackupResult<unknown>>(`${s} backup`, { deadlineMs: timeouts.phaseMs, progress: opts.progress, signal: abort.signal, heartbeatMs: 30_000 }, (signal) => {
+          withPhaseDeadline<ServiceBackupResult<unknown>>(`${s} backup`, { deadlineMs: timeouts.phaseMs, progress: opts.progress, signal: abort.signal }, (signal) => {
             const scoped = { run: (step: Parameters<HostRunner["run"]>[0], cwd: string) => runner.run(step, cwd, signal), binary: runner.binary.bind(runner) };
             const worker = WORKERS[s] as (ctx: ServiceBackupContext) => Promise<ServiceBackupResult<unknown>>;
             return worker({ cfg, setDir: staged.dir, runner: scoped, progress: opts.progress, signal });

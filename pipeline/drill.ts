@@ -188,7 +188,7 @@ async function drillLocked(cfg: Config, id: string, dir: string, opts: DrillOpti
   };
   const settled = await Promise.allSettled(
     services.map((s) =>
-      withPhaseDeadline(`${s} drill`, { deadlineMs: timeouts.phaseMs, progress: opts.progress, signal: opts.signal, heartbeatMs: 30_000 }, (signal) =>
+      withPhaseDeadline(`${s} drill`, { deadlineMs: timeouts.phaseMs, progress: opts.progress, signal: opts.signal }, (signal) =>
         drills[s]({ ...opts, signal }),
       ),
     ),

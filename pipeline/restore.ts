@@ -2,6 +2,7 @@ import { stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { checkpoint } from "./checkpoint.js";
 import { useSet } from "./store/set-locks.js";
+import { DEFAULT_TIMEOUTS_MS, withPhaseDeadline } from "./timeouts.js";
 import { endpointLabel } from "../probes/minio.js";
 import type { Config, ServiceName } from "./config.js";
 import type { DrillService } from "./drill-summary.js";
@@ -172,16 +173,17 @@ async function restoreLocked(cfg: Config, id: string, dir: string, opts: Restore
     return { summary, plan, ...(refusal ? { refusal } : {}) };
   }
 
-  const runs: Record<ServiceName, () => Promise<DrillService>> = {
-    postgres: () => restoreOnePostgres(cfg, set, opts, inspection),
-    redis: () => restoreOneRedis(cfg, set, opts, inspection),
-    minio: () => restoreOneMinio(set, opts, inspection),
+  const runs: Record<ServiceName, (o: RestoreOptions) => Promise<DrillService>> = {
+    postgres: (o) => restoreOnePostgres(cfg, set, o, inspection),
+    redis: (o) => restoreOneRedis(cfg, set, o, inspection),
+    minio: (o) => restoreOneMinio(set, o, inspection),
   };
+  const phaseMs = (cfg.timeouts ?? DEFAULT_TIMEOUTS_MS).phaseMs;
   // Services restore side by side, as in the drill; all are waited for before a failure is reported.
   const settled = await Promise.allSettled(
     sel.services.map((s) => {
       opts.progress.info(`restore ${s}: ${plan.actions.filter((a) => a.service === s).map((a) => a.detail).join("; ")}`);
-      return runs[s]();
+      return withPhaseDeadline(`${s} restore`, { deadlineMs: phaseMs, progress: opts.progress, signal: opts.signal }, (signal) => runs[s]({ ...opts, signal }));
     }),
   );
   const failed = settled.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;

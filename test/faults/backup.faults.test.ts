@@ -124,3 +124,49 @@ describe("backup: backup-drill killed (SIGKILL) while each tool runs", () => {
     expect(tmpLeftovers(tmp()).dirs).toEqual([]);
   });
 });
+
+describe("backup: backup-drill killed (SIGKILL) at each point of seal and promote", () => {
+  it.each(["backup:staged", "seal:manifest.json", "seal:SHA256SUMS", "seal:manifest.sha256", "promote:rename"])(
+    "kill -9 at %s: no set appears, latest.json is untouched; the next run reaps the staging dir and succeeds",
+    async (point) => {
+      const { root, config, env } = setup("redis");
+      const first = await nextRunSucceeds(config, env, root);
+      const before = { latest: latestId(root), sets: sets(root) };
+      const r = await runCli(["backup", "--config", config], {
+        env,
+        pauseAt: [point],
+        onPause: async (_p, cli) => {
+          process.kill(cli, "SIGKILL");
+          return "killed";
+        },
+      });
+      expect(r.signal).toBe("SIGKILL");
+      expect({ latest: latestId(root), sets: sets(root) }).toEqual(before);
+      const next = await nextRunSucceeds(config, env, root);
+      expect(next.stderr).toMatch(new RegExp(`reaped what a killed run \\(pid ${r.pid}\\) left: .*\\.partial-`));
+      void first;
+    },
+  );
+
+  it("kill -9 at promote:latest.json: the set is complete (it verifies) but latest.json still names the previous one; the next run promotes its own", async () => {
+    const { root, config, env } = setup("redis");
+    await nextRunSucceeds(config, env, root);
+    const before = { latest: latestId(root), sets: sets(root) };
+    const r = await runCli(["backup", "--config", config], {
+      env,
+      pauseAt: ["promote:latest.json"],
+      onPause: async (_p, cli) => {
+        process.kill(cli, "SIGKILL");
+        return "killed";
+      },
+    });
+    expect(r.signal).toBe("SIGKILL");
+    expect(latestId(root)).toBe(before.latest);
+    const sealed = sets(root).find((s) => !before.sets.includes(s))!;
+    expect(sealed).toBeDefined();
+    const v = await runCli(["verify", "--config", config, "--set", sealed], { env });
+    expect(v.code, v.stderr).toBe(0);
+    expect(staged(root)).toEqual([]);
+    await nextRunSucceeds(config, env, root);
+  });
+});

@@ -114,6 +114,25 @@ describe("ENOSPC at each write of seal and promote", () => {
     expect(JSON.parse(readFileSync(join(root, "latest.json"), "utf8")).id).toBe(JSON.parse(next.stdout).id);
   });
 
+  it("the preflight warns when the free space holds the next set but not the next two", async () => {
+    const probe = await runCli(["check", "--config", config, "--json"], { env });
+    expect(probe.code, probe.stderr).toBe(0);
+    expect(probe.stderr).not.toContain("check warning");
+    const { estimateBytes, freeBytes } = JSON.parse(probe.stdout) as { estimateBytes: number; freeBytes: number };
+    const need = Math.ceil(estimateBytes * 1.1) + 64 * 1024 * 1024;
+    const two = Math.ceil(2 * estimateBytes * 1.1) + 64 * 1024 * 1024;
+    const fd = openSync(FILLER(), "w");
+    writeSync(fd, Buffer.alloc(freeBytes - Math.floor((need + two) / 2), 1));
+    closeSync(fd);
+    try {
+      const r = await runCli(["check", "--config", config], { env });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/check warning: output: .* free at .* holds the next set but not the next two/);
+    } finally {
+      rmSync(FILLER(), { force: true });
+    }
+  });
+
   it("prune removes temp files an interrupted write left in the output root", async () => {
     const stale = join(root, ".latest.json.4194303.abc123.tmp"); // pid above pid_max: never alive
     openSync(stale, "w");
