@@ -125,6 +125,8 @@ describe("restore-drill: killed, stopped, raced", () => {
     const b = await runCli(["backup", "--config", config, "--json"], { env });
     expect(b.code, b.stderr).toBe(0);
     const newer = JSON.parse(b.stdout).id as string;
+    // The newer set drilled first: then nothing but the drill in progress keeps the older one (the newest drilled set is a floor).
+    expect((await drill({}, newer)).code).toBe(0);
     const pruneConfig = writeConfig(tmp(), servers(), root, { services: [], extra: { retention: { keepLast: 1 } } });
     let prune: Awaited<ReturnType<typeof runCli>> | undefined;
     const r = await drill({
@@ -139,8 +141,6 @@ describe("restore-drill: killed, stopped, raced", () => {
     expect(prune!.stderr).toContain(`prune: kept ${setId}: in use by restore-drill`);
     expect(r.code, r.stderr).toBe(0);
     expect(sets(root)).toEqual([setId, newer].sort());
-    // Once the newer set is drilled too, nothing keeps the older one (the newest drilled set is a floor).
-    expect((await drill({}, newer)).code).toBe(0);
     const later = await runCli(["prune", "--config", pruneConfig, "--json"], { env });
     expect(later.code, later.stderr).toBe(0);
     expect(JSON.parse(later.stdout).skipped).toEqual([]);
