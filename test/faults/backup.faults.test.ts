@@ -7,8 +7,8 @@
  */
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { secretEnv, useServers, type SandboxServers } from "../services/index.js";
-import { latestId, processesUnder, runCli, sets, settleProcesses, staged, tmpLeftovers, writeConfig } from "./helpers.js";
+import { secretEnv, secretValues, useServers, type SandboxServers } from "../services/index.js";
+import { latestId, printsNoSecret, processesUnder, runCli, sets, settleProcesses, staged, tmpLeftovers, writeConfig } from "./helpers.js";
 import { useOwnTmpdir } from "./helpers.js";
 
 const servers = useServers();
@@ -64,6 +64,7 @@ describe("backup: a server stopped while the tool waits on it", () => {
     expect(r.stderr).toContain(`${STEP[service]}: `);
     expect(r.stderr).toMatch(/made no progress for 3s/);
     expect(r.stderr).toContain(`waiting for ${service} at ${addr}`);
+    expect(printsNoSecret(r, secretValues(servers()))).toBe(true);
     expect(staged(root)).toEqual([]);
     expect(sets(root)).toEqual([]);
     expect(await settleProcesses(3000, root, tmp())).toEqual([]);

@@ -105,6 +105,11 @@ async function waitStopped(pid: number): Promise<void> {
   }
 }
 
+/** No secret of the servers in what a run printed. */
+export function printsNoSecret(r: Pick<Run, "stdout" | "stderr">, secrets: string[]): boolean {
+  return secrets.every((s) => !r.stdout.includes(s) && !r.stderr.includes(s));
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Live processes whose working directory or command line is under one of `dirs`: what this test started. */

@@ -8,8 +8,8 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { secretEnv, useServers } from "../services/index.js";
-import { latestId, runCli, settleProcesses, staged, startToxiproxy, tmpLeftovers, useOwnTmpdir, writeConfig, type Toxiproxy, type Where } from "./helpers.js";
+import { secretEnv, secretValues, useServers } from "../services/index.js";
+import { latestId, printsNoSecret, runCli, settleProcesses, staged, startToxiproxy, tmpLeftovers, useOwnTmpdir, writeConfig, type Toxiproxy, type Where } from "./helpers.js";
 
 const servers = useServers();
 const tmp = useOwnTmpdir("proxy");
@@ -41,7 +41,7 @@ function setup(service: Service, extra: Record<string, unknown> = {}) {
 /** Run a backup with `fault` switched on once the set is staged; heal the proxy afterwards. */
 async function backupWith(service: Service, config: string, env: Record<string, string>, fault: () => Promise<void>) {
   try {
-    return await runCli(["backup", "--config", config], {
+    const r = await runCli(["backup", "--config", config], {
       env,
       pauseAt: ["backup:staged"],
       onPause: async () => {
@@ -49,6 +49,8 @@ async function backupWith(service: Service, config: string, env: Record<string, 
         return "continue";
       },
     });
+    expect(printsNoSecret(r, secretValues(servers()))).toBe(true); // error paths quote servers' and tools' messages
+    return r;
   } finally {
     await toxi.clear(service);
   }
