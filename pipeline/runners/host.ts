@@ -241,7 +241,6 @@ export class HostRunner {
       clearInterval(beat);
       clearInterval(watch);
       for (const s of signals) s.removeEventListener("abort", onAbort);
-      killGroup(child); // workers the leader left behind
     });
     const durationMs = Date.now() - started;
     if (stalled) throw new TimeoutError(`${step.id}: ${stalled}`);
