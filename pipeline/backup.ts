@@ -13,6 +13,9 @@ import { HostRunner, secretBagFromConfig, type StepResult } from "./runners/host
 import { fsyncTree } from "./store/fsync.js";
 import { acquireLock } from "./store/lock.js";
 import { discardStaged, promoteSet, stageSet, type Latest } from "./store/sets.js";
+import { checkpoint } from "./checkpoint.js";
+import { register } from "./throwaway/registry.js";
+import { DEFAULT_TIMEOUTS_MS, withPhaseDeadline } from "./timeouts.js";
 
 export type BackupOptions = {
   progress: Progress;
@@ -55,24 +58,37 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
   }
   if (opts.preflight ?? true) {
     const report = await preflight(cfg, { canary: false });
-    if (!report.ok) throw new OperationError(`preflight failed, nothing staged: ${failureLines(report).join("; ")}`);
+    for (const w of report.checks.filter((c) => c.ok && c.warning)) opts.progress.warn(`${w.service}: ${w.warning}`);
+    if (!report.ok) {
+      const lines = failureLines(report).join("; ");
+      // A missing password is bad input (exit 2), not a server problem.
+      if (report.checks.some((c) => !c.ok && c.badInput)) throw new UserError(`preflight failed, nothing staged: ${lines}`);
+      throw new OperationError(`preflight failed, nothing staged: ${lines}`);
+    }
   }
+  const timeouts = cfg.timeouts ?? DEFAULT_TIMEOUTS_MS;
   const lock = await acquireLock(cfg.output, "backup");
   const abort = new AbortController();
   const onOuterAbort = () => abort.abort();
   opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
-  const runner = new HostRunner({ tools: cfg.tools, secrets: secretBagFromConfig(cfg), progress: opts.progress, signal: abort.signal });
+  const runner = new HostRunner({ tools: cfg.tools, secrets: secretBagFromConfig(cfg), progress: opts.progress, signal: abort.signal, timeouts });
   try {
     const startedAt = now();
     const staged = await stageSet(cfg.output, startedAt);
+    // A killed run's staging directory is reaped by the next run of any command.
+    const registration = register({ kind: "staging", what: `staging ${staged.id}`, path: staged.dir });
     opts.progress.info(`backup ${staged.id}: ${services.join(", ")} -> ${staged.dir}`);
+    checkpoint("backup:staged");
     try {
-      const ctx: ServiceBackupContext = { cfg, setDir: staged.dir, runner, progress: opts.progress, signal: abort.signal };
       // One failed service stops the others; all are waited for before the staging directory goes.
       let firstError: unknown;
       const settled = await Promise.allSettled(
         services.map((s) =>
-          WORKERS[s](ctx).catch((err: unknown) => {
+          withPhaseDeadline<ServiceBackupResult<unknown>>(`${s} backup`, { deadlineMs: timeouts.phaseMs, progress: opts.progress, signal: abort.signal }, (signal) => {
+            const scoped = { run: (step: Parameters<HostRunner["run"]>[0], cwd: string) => runner.run(step, cwd, signal), binary: runner.binary.bind(runner) };
+            const worker = WORKERS[s] as (ctx: ServiceBackupContext) => Promise<ServiceBackupResult<unknown>>;
+            return worker({ cfg, setDir: staged.dir, runner: scoped, progress: opts.progress, signal });
+          }).catch((err: unknown) => {
             firstError ??= err;
             abort.abort();
             throw err;
@@ -96,15 +112,16 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
       });
       const manifestSha256 = await writeManifest(staged.dir, manifest);
       await fsyncTree(staged.dir, { files: false }); // every file was fsynced as it was hashed
-      const latest = await promoteSet(cfg.output, staged, manifestSha256, now());
+      const latest = await promoteSet(cfg.output, staged, manifestSha256, now()).finally(() => registration.release());
       opts.progress.info(`backup ${staged.id}: complete, ${files.length} files, ${manifest.totals.bytes} bytes`);
       const result: BackupResult = { id: staged.id, dir: latest.path, manifest, manifestSha256, latest };
-      // Bounded retention, only after a successful promote; pruneAfterBackup never throws.
-      if (cfg.retention) result.prune = await pruneAfterBackup(cfg, now(), opts.progress);
+      // Bounded retention (the default policy unless the config says "off"), only after a successful promote; never throws.
+      if (cfg.retention !== "off") result.prune = await pruneAfterBackup(cfg, now(), opts.progress);
       return result;
     } catch (err) {
       abort.abort();
-      await discardStaged(staged);
+      await discardStaged(staged).catch(() => {});
+      registration.release();
       throw err;
     }
   } finally {

@@ -6,6 +6,7 @@ import { UserError, errorMessage } from "./errors.js";
 import { Secret } from "./secret.js";
 import { resolveOffsite, type Offsite } from "./offsite/config.js";
 import { offsiteSchema } from "./offsite/schema.js";
+import { DEFAULT_TIMEOUTS, type Timeouts } from "./timeouts.js";
 
 export const DEFAULT_CONFIG_FILE = "backup-drill.config.json";
 export const DEFAULT_OUTPUT = "output/backups";
@@ -26,6 +27,7 @@ const duration = (what: string) =>
   z
     .string()
     .regex(DURATION_PATTERN, { message: 'must be a duration such as "90s", "26h", "3d" or "1h30m"' })
+    .refine((d) => (parseDuration(d) ?? 0) > 0, { message: "must be longer than zero" })
     .meta({ description: what });
 
 const host = z.string().min(1).meta({ description: "Host name or IP address." });
@@ -174,6 +176,10 @@ export const FreshnessSchema = z
   })
   .meta({ description: "Freshness policy: how old a backup may get before `backup-drill freshness` warns." });
 
+/** What `backup` and `prune` apply when the config has no retention section: bounded by default. */
+export const DEFAULT_RETENTION = { keepLast: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 6, partialGrace: "24h" } as const;
+export const DEFAULT_RETENTION_TEXT = "keep the last 3 sets, one a day for 7 days, one a week for 4 weeks, one a month for 6 months";
+
 const keepCount = (what: string) => z.number().int().min(0).optional().meta({ description: what });
 
 export const RetentionSchema = z
@@ -192,6 +198,18 @@ export const RetentionSchema = z
   })
   .meta({ description: "Retention (restic-style keep rules, OR'ed). `backup` prunes after each successful set when this is present." });
 
+export const TimeoutsSchema = z
+  .strictObject({
+    connect: duration("Connecting to a server (TCP and authentication).").default(DEFAULT_TIMEOUTS.connect),
+    redisCommand: duration("One Redis command.").default(DEFAULT_TIMEOUTS.redisCommand),
+    pgQuery: duration("One PostgreSQL query (an exact count(*) of the largest table must fit).").default(DEFAULT_TIMEOUTS.pgQuery),
+    s3Request: duration("One S3 request: no byte sent or received for this long ends it.").default(DEFAULT_TIMEOUTS.s3Request),
+    stall: duration("A tool step (pg_dump, redis-cli, mc, ...) that writes no byte and does no I/O for this long is killed.").default(DEFAULT_TIMEOUTS.stall),
+    restoreStall: duration("The same for pg_restore into a server, which may wait long on an index build.").default(DEFAULT_TIMEOUTS.restoreStall),
+    phase: duration("A whole phase: one service's backup, drill or restore.").default(DEFAULT_TIMEOUTS.phase),
+  })
+  .meta({ description: "Deadlines: every server command, tool step and phase is bounded. The defaults suit a 100 GB database." });
+
 export const ConfigSchema = z
   .strictObject({
     $schema: z.string().optional(),
@@ -201,8 +219,12 @@ export const ConfigSchema = z
     minio: MinioSchema.optional(),
     tools: ToolsSchema.default({}),
     freshness: FreshnessSchema.optional(),
-    retention: RetentionSchema.optional(),
+    retention: z
+      .union([RetentionSchema, z.literal("off")])
+      .optional()
+      .meta({ description: `Retention. Without this section the default policy applies (${DEFAULT_RETENTION_TEXT}); "off" keeps every set.` }),
     offsite: offsiteSchema({ secretRef, duration, retention: RetentionSchema }).optional(),
+    timeouts: TimeoutsSchema.default(TimeoutsSchema.parse({})),
   })
   .meta({ title: "backup-drill configuration" });
 
@@ -211,6 +233,19 @@ export type SanityQuery = z.infer<typeof SanityQuerySchema>;
 export type ToolPaths = z.infer<typeof ToolsSchema>;
 export type FreshnessConfig = z.infer<typeof FreshnessSchema>;
 export type RetentionConfig = z.infer<typeof RetentionSchema>;
+
+function timeoutsMs(t: z.infer<typeof TimeoutsSchema>): Timeouts {
+  const d = (s: string) => parseDuration(s)!;
+  return {
+    connectMs: d(t.connect),
+    redisCommandMs: d(t.redisCommand),
+    pgQueryMs: d(t.pgQuery),
+    s3RequestMs: d(t.s3Request),
+    stallMs: d(t.stall),
+    restoreStallMs: d(t.restoreStall),
+    phaseMs: d(t.phase),
+  };
+}
 
 // ---------------------------------------------------------------------------
 // Resolved config: what engines receive (secrets resolved, paths absolute)
@@ -236,7 +271,10 @@ export type Config = {
   tools: ToolPaths;
   /** As in the file (durations unparsed; the webhook URL still a reference): freshness.ts and retention.ts interpret them. */
   freshness?: FreshnessConfig;
-  retention?: RetentionConfig;
+  /** The config's retention section, or "off"; undefined: the default policy (DEFAULT_RETENTION). */
+  retention?: RetentionConfig | "off";
+  /** Deadlines; undefined: the defaults. */
+  timeouts?: Timeouts;
   /** Offsite S3 destinations (pipeline/offsite/). */
   offsite?: Offsite;
   /** The directory `file:` references in the config are relative to. */
@@ -429,9 +467,15 @@ function resolveConfig(
   if (!parsed.success) throw new UserError(describeIssue(source === "defaults" ? "config" : source, parsed.error));
   const file = parsed.data;
 
-  const cfg: Config = { source, output: resolve(cwd, file.output), tools: file.tools, baseDir: base };
+  const cfg: Config = {
+    source,
+    output: resolve(cwd, file.output),
+    tools: file.tools,
+    baseDir: base,
+    ...(file.retention !== undefined ? { retention: file.retention } : {}),
+    timeouts: timeoutsMs(file.timeouts),
+  };
   if (file.freshness) cfg.freshness = file.freshness;
-  if (file.retention) cfg.retention = file.retention;
   if (file.offsite) {
     const lazy = (ref: string, field: string) => new Secret(() => resolveSecretRef(ref, field, env, base).reveal(), ref);
     cfg.offsite = resolveOffsite(file.offsite, secret, lazy);

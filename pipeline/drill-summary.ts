@@ -1,16 +1,22 @@
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { IntegrityError } from "./errors.js";
-import { parseSha256sums, sha256Hex, sha256sumLine } from "./hash.js";
+import { checkpoint } from "./checkpoint.js";
+import { parseSha256sums, sha256Hex } from "./hash.js";
 import { writeFileAtomic } from "./store/fsync.js";
 import { TOOL_VERSION } from "./version.js";
 
 /**
  * restore-drill-summary.json: what a restore drill proved about one set. It
- * is the only file added to a sealed set, and carries its own .sha256.
+ * is the only file added to a sealed set. It is one file carrying its own
+ * checksum (the `sha256` field, over the file's JSON without that field),
+ * replaced atomically: a crash or a second drill can never leave a summary
+ * and a checksum that disagree. Sets drilled by older versions have a
+ * separate `.sha256` beside it, still read.
  */
 export const DRILL_SUMMARY_FILE = "restore-drill-summary.json";
+/** The separate checksum file of older versions (read, then removed by the next drill). */
 export const DRILL_SUMMARY_SHA_FILE = `${DRILL_SUMMARY_FILE}.sha256`;
 
 const service = z.enum(["postgres", "redis", "minio"]);
@@ -63,16 +69,27 @@ export const DrillSummarySchema = z
       failed: z.number().int().min(0),
       restoreMs: z.number().int().min(0),
     }),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional()
+      .meta({ description: "sha256 of this document serialised (JSON, 2-space indent, newline) without this field. Written last in the object." }),
   })
   .meta({ title: "backup-drill restore drill summary" });
 export type DrillSummary = z.infer<typeof DrillSummarySchema>;
 
-/** Write the summary and then its .sha256 (each atomically) into a set directory. */
+function bodyBytes(summary: Omit<DrillSummary, "sha256">): Buffer {
+  return Buffer.from(`${JSON.stringify(summary, null, 2)}\n`);
+}
+
+/** Write the summary, its checksum inside, into a set directory in one atomic replace. Returns the checksum. */
 export async function writeDrillSummary(setDir: string, summary: DrillSummary): Promise<string> {
-  const bytes = Buffer.from(`${JSON.stringify(DrillSummarySchema.parse(summary), null, 2)}\n`);
-  const sha = sha256Hex(bytes);
-  await writeFileAtomic(join(setDir, DRILL_SUMMARY_FILE), bytes);
-  await writeFileAtomic(join(setDir, DRILL_SUMMARY_SHA_FILE), sha256sumLine(sha, DRILL_SUMMARY_FILE));
+  const { sha256: _old, ...body } = DrillSummarySchema.parse(summary);
+  void _old;
+  const sha = sha256Hex(bodyBytes(body));
+  checkpoint("drill:summary");
+  await writeFileAtomic(join(setDir, DRILL_SUMMARY_FILE), `${JSON.stringify({ ...body, sha256: sha }, null, 2)}\n`);
+  await rm(join(setDir, DRILL_SUMMARY_SHA_FILE), { force: true }).catch(() => {});
   return sha;
 }
 
@@ -88,20 +105,36 @@ export async function readDrillSummary(setDir: string): Promise<DrillSummary | u
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new IntegrityError(`${DRILL_SUMMARY_FILE}: unreadable: ${(err as Error).message}`);
   }
-  let expected: string | undefined;
+  let json: unknown;
   try {
-    expected = parseSha256sums(await readFile(join(setDir, DRILL_SUMMARY_SHA_FILE), "utf8"))[0]?.sha256;
-  } catch {
-    expected = undefined;
+    json = JSON.parse(bytes.toString("utf8"));
+  } catch (err) {
+    throw new IntegrityError(`${DRILL_SUMMARY_FILE}: not valid JSON: ${(err as Error).message}`);
   }
-  if (!expected || expected !== sha256Hex(bytes)) {
-    throw new IntegrityError(`${DRILL_SUMMARY_FILE}: does not match ${DRILL_SUMMARY_SHA_FILE}`);
+  const embedded = json && typeof json === "object" ? (json as { sha256?: unknown }).sha256 : undefined;
+  if (typeof embedded === "string") {
+    const { sha256: _s, ...body } = json as Record<string, unknown>;
+    void _s;
+    if (sha256Hex(bodyBytes(body as Omit<DrillSummary, "sha256">)) !== embedded) throw new IntegrityError(`${DRILL_SUMMARY_FILE}: does not match its own sha256`);
+  } else {
+    let expected: string | undefined;
+    try {
+      expected = parseSha256sums(await readFile(join(setDir, DRILL_SUMMARY_SHA_FILE), "utf8"))[0]?.sha256;
+    } catch {
+      expected = undefined;
+    }
+    if (!expected || expected !== sha256Hex(bytes)) {
+      throw new IntegrityError(`${DRILL_SUMMARY_FILE}: carries no sha256 and does not match ${DRILL_SUMMARY_SHA_FILE}`);
+    }
   }
-  const parsed = DrillSummarySchema.safeParse(JSON.parse(bytes.toString("utf8")));
+  const parsed = DrillSummarySchema.safeParse(json);
   if (!parsed.success) {
     throw new IntegrityError(`${DRILL_SUMMARY_FILE}: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
   }
-  return parsed.data;
+  // The checksum is the file's, not the drill's: the summary is what the drill returned.
+  const { sha256: _sum, ...summary } = parsed.data;
+  void _sum;
+  return summary;
 }
 
 /** The summary of a drill from each service's outcome: totals, overall verdict, stack restore time. */

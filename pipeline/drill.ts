@@ -1,10 +1,11 @@
-import { join } from "node:path";
+import { readdir, rm, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import type { MinioTarget } from "../probes/minio.js";
 import type { RedisTarget } from "../probes/redis.js";
 import type { Config, ServiceName } from "./config.js";
 import { targetsThatAreSources } from "./restore/guards.js";
 import { buildDrillSummary, writeDrillSummary, type DrillCheck, type DrillService, type DrillSummary } from "./drill-summary.js";
-import { BackupDrillError, OperationError, UserError } from "./errors.js";
+import { BackupDrillError, OperationError, TimeoutError, UserError } from "./errors.js";
 import type { Progress } from "./progress.js";
 import { REDIS_RDB } from "./plan.js";
 import { checkMinio, restoreMinio } from "./restore/minio.js";
@@ -14,7 +15,10 @@ import { loadSet, type LoadedSet } from "./restore/set.js";
 import { HostRunner } from "./runners/host.js";
 import { Secret } from "./secret.js";
 import { startMinio, startPostgres, startRedis } from "./throwaway/servers.js";
-import { requireVerified } from "./verify.js";
+import { DRILL_TEMP_PATTERN, requireVerified } from "./verify.js";
+import { checkpoint } from "./checkpoint.js";
+import { lockDrill, useSet } from "./store/set-locks.js";
+import { DEFAULT_TIMEOUTS_MS, withPhaseDeadline } from "./timeouts.js";
 
 /** Servers to drill into instead of throwaway ones (restore-drill --target-config). */
 export type DrillTargets = {
@@ -50,6 +54,8 @@ export function serviceResult(restoreMs: number, checksStarted: number, version:
 /** A failure of the restore itself is a failed check (the set does not restore), not a failed run. */
 export function restoreFailed(service: ServiceName, err: unknown, restoreMs: number): DrillService {
   if (err instanceof BackupDrillError && err.kind !== "operation") throw err;
+  // A stalled tool or a server that stopped answering says nothing about the set: the drill could not run.
+  if (err instanceof TimeoutError) throw err;
   const check: DrillCheck = { service, check: "restore", subject: service, ok: false, expected: "restores", actual: "failed", durationMs: restoreMs, detail: (err as Error).message };
   return { ok: false, restoreMs, checksMs: 0, target: { version: "unknown" }, checks: [check] };
 }
@@ -57,8 +63,9 @@ export function restoreFailed(service: ServiceName, err: unknown, restoreMs: num
 async function drillPostgres(cfg: Config, set: LoadedSet, opts: DrillOptions, explicit?: PostgresTarget): Promise<DrillService> {
   const server = explicit ? undefined : await startPostgres({ tools: cfg.tools });
   const target = explicit ?? server!;
-  const runner = new HostRunner({ tools: cfg.tools, secrets: { "postgres.target.password": target.password }, progress: opts.progress, signal: opts.signal });
+  const runner = new HostRunner({ tools: cfg.tools, secrets: { "postgres.target.password": target.password }, progress: opts.progress, signal: opts.signal, ...(cfg.timeouts ? { timeouts: cfg.timeouts } : {}) });
   try {
+    if (server) checkpoint("drill:postgres:server-started");
     opts.progress.info(`drill postgres: restoring into ${target.host}:${target.port}`);
     const t0 = Date.now();
     let restored;
@@ -84,6 +91,7 @@ async function drillRedis(cfg: Config, set: LoadedSet, opts: DrillOptions, expli
     opts.progress.info("drill redis: starting a server on the set's dump.rdb");
     try {
       server = await startRedis({ tools: cfg.tools, rdb: join(set.dir, REDIS_RDB) });
+      checkpoint("drill:redis:server-started");
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       return restoreFailed("redis", err, Date.now() - t0);
@@ -103,6 +111,7 @@ async function drillMinio(cfg: Config, set: LoadedSet, opts: DrillOptions, expli
   const server = explicit ? undefined : await startMinio({ tools: cfg.tools });
   const target: MinioTarget = explicit ?? { endpoint: server!.endpoint, accessKey: server!.accessKey, secretKey: server!.secretKey, region: "us-east-1" };
   try {
+    if (server) checkpoint("drill:minio:server-started");
     opts.progress.info(`drill minio: restoring objects into ${target.endpoint}`);
     const t0 = Date.now();
     let restored;
@@ -127,21 +136,65 @@ async function drillMinio(cfg: Config, set: LoadedSet, opts: DrillOptions, expli
  * into the set (restore-drill-summary.json + .sha256) and returned.
  */
 export async function drillSet(cfg: Config, id: string, dir: string, opts: DrillOptions): Promise<DrillSummary> {
+  const root = dirname(dir);
+  // One drill of a set at a time (it writes the set's drill record), and prune leaves a set in use alone.
+  const drillLock = await lockDrill(root, id);
+  try {
+    const inUse = await useSet(root, id, "restore-drill");
+    try {
+      await requirePresent(id, dir);
+      try {
+        return await drillLocked(cfg, id, dir, opts);
+      } catch (err) {
+        if (!(await present(dir))) throw new OperationError(`set ${id} vanished from ${root} during the drill (removed outside backup-drill?): ${(err as Error).message}`, { cause: err });
+        throw err;
+      }
+    } finally {
+      await inUse.release();
+    }
+  } finally {
+    await drillLock.release();
+  }
+}
+
+const present = (dir: string) => stat(dir).then(() => true, () => false);
+
+/** The set is there, also after a prune that renamed it away for an instant (it renames a set in use back). */
+export async function requirePresent(id: string, dir: string): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    if (await present(dir)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new OperationError(`set ${id} vanished from ${dirname(dir)} (pruned or removed) before it could be used`);
+}
+
+async function drillLocked(cfg: Config, id: string, dir: string, opts: DrillOptions): Promise<DrillSummary> {
   const now = opts.now ?? (() => new Date());
+  const timeouts = cfg.timeouts ?? DEFAULT_TIMEOUTS_MS;
   if (opts.targets) refuseSourceTargets(cfg, opts.targets);
+  // A drill record's temp file left by a killed drill: ours to remove, we hold the drill lock.
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (DRILL_TEMP_PATTERN.test(basename(name))) await rm(join(dir, name), { force: true });
+  }
   // Checksums (and listings) only: restoring each dump is the stronger format check, and it follows.
-  await requireVerified(id, dir, { tools: cfg.tools, progress: opts.progress, formatChecks: false });
+  await requireVerified(id, dir, { tools: cfg.tools, progress: opts.progress, formatChecks: false, timeouts });
   const set = await loadSet(id, dir);
   const services = (["postgres", "redis", "minio"] as const).filter((s) => set.manifest.services[s] !== undefined);
   if (services.length === 0) throw new UserError(`set ${id} holds no service backup`);
   const startedAt = now();
   opts.progress.info(`drill ${id}: ${services.join(", ")}`);
-  const drills: Record<ServiceName, () => Promise<DrillService>> = {
-    postgres: () => drillPostgres(cfg, set, opts, opts.targets?.postgres),
-    redis: () => drillRedis(cfg, set, opts, opts.targets?.redis),
-    minio: () => drillMinio(cfg, set, opts, opts.targets?.minio),
+  const drills: Record<ServiceName, (o: DrillOptions) => Promise<DrillService>> = {
+    postgres: (o) => drillPostgres(cfg, set, o, opts.targets?.postgres),
+    redis: (o) => drillRedis(cfg, set, o, opts.targets?.redis),
+    minio: (o) => drillMinio(cfg, set, o, opts.targets?.minio),
   };
-  const settled = await Promise.allSettled(services.map((s) => drills[s]()));
+  const settled = await Promise.allSettled(
+    services.map((s) =>
+      withPhaseDeadline(`${s} drill`, { deadlineMs: timeouts.phaseMs, progress: opts.progress, signal: opts.signal }, (signal) =>
+        drills[s]({ ...opts, signal }),
+      ),
+    ),
+  );
   const failed = settled.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
   if (opts.signal?.aborted) throw new OperationError("restore drill cancelled");
   if (failed) throw failed.reason;

@@ -35,6 +35,14 @@ export class OperationError extends BackupDrillError {
   }
 }
 
+/** A wait ran past its deadline: a stalled tool, a phase over time, a server that did not answer. Exit 1. */
+export class TimeoutError extends OperationError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TimeoutError";
+  }
+}
+
 /** The data is not what it claims to be. Exit 3. */
 export class IntegrityError extends BackupDrillError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -20,7 +20,8 @@ export async function checkFreshness(
 ): Promise<FreshnessCheck> {
   const catalog = await loadCatalog(root);
   let sets: SetFacts[] = catalog.sets;
-  let report = assessFreshness(sets, policy, now);
+  const rootFacts = catalog.latestProblem ? { latestProblem: catalog.latestProblem } : {};
+  let report = assessFreshness(sets, policy, now, rootFacts);
   if (!opts.deep) return { report, catalog };
   const deepChecked = new Set<string>();
   for (;;) {
@@ -32,6 +33,6 @@ export async function checkFreshness(
       const checked = await deepCheckSet(root, sets.find((s) => s.id === id)!, opts);
       sets = sets.map((s) => (s.id === id ? checked : s));
     }
-    report = assessFreshness(sets, policy, now);
+    report = assessFreshness(sets, policy, now, rootFacts);
   }
 }

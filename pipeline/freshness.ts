@@ -44,7 +44,8 @@ export type RootFinding =
   | { kind: "no-sets"; status: "UNKNOWN" }
   | { kind: "no-valid-set"; status: "CRITICAL"; rejected: number }
   | { kind: "newest-set-invalid"; status: "WARNING"; setId: string; problem: string }
-  | { kind: "dated-in-future"; status: "WARNING"; setId: string; aheadMs: number };
+  | { kind: "dated-in-future"; status: "WARNING"; setId: string; aheadMs: number }
+  | { kind: "latest-damaged"; status: "CRITICAL"; problem: string };
 
 export type ServiceAssessment = {
   service: ServiceName;
@@ -79,12 +80,14 @@ export type FreshnessReport = {
   lastDrillSuccess: { setId: string; finishedAt: Date } | null;
 };
 
-export function assessFreshness(sets: readonly SetFacts[], policy: FreshnessPolicy, now: Date): FreshnessReport {
+export function assessFreshness(sets: readonly SetFacts[], policy: FreshnessPolicy, now: Date, root: { latestProblem?: string } = {}): FreshnessReport {
   const t = now.getTime();
   const all = newestFirst(sets);
   // Sets dated after now are not evidence of anything (a skewed clock); restic skips them too.
   const counted = all.filter((s) => s.valid && s.time.getTime() <= t);
   const findings: RootFinding[] = [];
+  // A damaged latest.json breaks every consumer that follows it (restore without --set): CRITICAL.
+  if (root.latestProblem) findings.push({ kind: "latest-damaged", status: "CRITICAL", problem: root.latestProblem });
   if (all.length === 0) findings.push({ kind: "no-sets", status: "UNKNOWN" });
   else if (!all.some((s) => s.valid)) findings.push({ kind: "no-valid-set", status: "CRITICAL", rejected: all.length });
   const newest = all.find((s) => s.time.getTime() <= t);
@@ -188,6 +191,8 @@ export function describeFinding(f: ServiceFinding | RootFinding, fmt: (ms: numbe
       return `newest set ${f.setId} is not valid: ${f.problem}`;
     case "dated-in-future":
       return `set ${f.setId} is dated ${fmt(f.aheadMs)} in the future (clock skew?); not counted`;
+    case "latest-damaged":
+      return `output root damaged: ${f.problem}`;
     default: {
       const never: never = f;
       return never;

@@ -41,6 +41,33 @@ export async function listFiles(dir: string, base: string): Promise<string[]> {
 }
 
 /**
+ * Like listFiles, but a directory that cannot be read is reported (path
+ * relative to `base`, and the error code) instead of ending the walk.
+ */
+export async function listFilesReporting(dir: string, base: string): Promise<{ files: string[]; unreadable: { path: string; code: string }[] }> {
+  const files: string[] = [];
+  const unreadable: { path: string; code: string }[] = [];
+  const rel = (p: string) => relative(base, p).split(sep).join("/") || ".";
+  const walk = async (d: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      if (code !== "ENOENT") unreadable.push({ path: rel(d), code });
+      return;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile() || e.isSymbolicLink()) files.push(rel(p));
+    }
+  };
+  await walk(dir);
+  return { files: files.sort(), unreadable };
+}
+
+/**
  * A `sha256sum -c` compatible line. GNU coreutils escapes a name holding a
  * backslash or a newline: the line then starts with "\" and the name has
  * "\\" and "\n" in place of those characters.

@@ -19,7 +19,7 @@ export function planJson(plan: PrunePlan) {
 }
 
 export function pruneJson(r: PruneResult) {
-  return { ok: r.errors.length === 0, dryRun: r.dryRun, policy: policyJson(r.policy), ...planJson(r.plan), removed: r.removed, errors: r.errors };
+  return { ok: r.errors.length === 0, dryRun: r.dryRun, policy: policyJson(r.policy), ...planJson(r.plan), removed: r.removed, skipped: r.skipped, tempFiles: r.tempFiles, errors: r.errors };
 }
 
 const label = (kind: string, id: string) => (kind === "partial" ? `.partial-${id}` : id);
@@ -35,7 +35,13 @@ export function pruneHuman(r: PruneResult): string {
   const head = r.dryRun
     ? `prune (dry run): would keep ${r.plan.keep.length}, would remove ${r.plan.remove.length}`
     : `prune: kept ${r.plan.keep.length}, removed ${r.removed.length}${r.errors.length ? `, FAILED to remove ${r.errors.length}` : ""}`;
-  return [head, ...planLines(r.plan), ...r.errors.map((e) => `  error   ${e.id}: ${e.message}`)].join("\n");
+  return [
+    head,
+    ...planLines(r.plan),
+    ...r.skipped.map((x) => `  skipped ${x.id.padEnd(32)} ${x.reason}`),
+    ...r.tempFiles.map((f) => `  removed ${f} (temp file of an interrupted write)`),
+    ...r.errors.map((e) => `  error   ${e.id}: ${e.message}`),
+  ].join("\n");
 }
 
 export function statusJson(r: StatusReport, exitCode: number) {

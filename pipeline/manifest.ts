@@ -4,6 +4,7 @@ import { z } from "zod";
 import { IntegrityError } from "./errors.js";
 import { parseSha256sums, sha256Hex, sha256sumLine } from "./hash.js";
 import { hostname } from "node:os";
+import { checkpoint } from "./checkpoint.js";
 import { writeFileDurable } from "./store/fsync.js";
 import { TOOL_VERSION } from "./version.js";
 
@@ -273,9 +274,12 @@ export async function writeManifest(dir: string, manifest: Manifest): Promise<st
   const parsed = ManifestSchema.parse(manifest);
   const bytes = manifestBytes(parsed);
   const manifestSha = sha256Hex(bytes);
+  checkpoint(`seal:${MANIFEST_FILE}`);
   await writeFileDurable(join(dir, MANIFEST_FILE), bytes);
   const sums = [...parsed.files.map((f) => sha256sumLine(f.sha256, f.path)), sha256sumLine(manifestSha, MANIFEST_FILE)];
+  checkpoint(`seal:${SUMS_FILE}`);
   await writeFileDurable(join(dir, SUMS_FILE), sums.join(""));
+  checkpoint(`seal:${MANIFEST_SHA_FILE}`);
   await writeFileDurable(join(dir, MANIFEST_SHA_FILE), sha256sumLine(manifestSha, MANIFEST_FILE));
   return manifestSha;
 }

@@ -39,6 +39,7 @@ export function planPostgres(src: PostgresSource, facts: PostgresFacts, at: Endp
   const conn = ["--host", at.host, "--port", String(at.port), "--username", src.user, "--no-password"];
   const secretEnv: Step["secretEnv"] = src.password ? { PGPASSWORD: "postgres.password" } : {};
   const env = { PGCONNECT_TIMEOUT: "10", PGAPPNAME: "backup-drill" };
+  const waitsFor = `postgres at ${at.host}:${at.port}`;
   const steps: Step[] = [];
   if (src.globals) {
     steps.push({
@@ -48,6 +49,7 @@ export function planPostgres(src: PostgresSource, facts: PostgresFacts, at: Endp
       env,
       secretEnv,
       outputs: ["postgres/globals.sql"],
+      waitsFor,
     });
   }
   for (const db of facts.databases) {
@@ -70,6 +72,7 @@ export function planPostgres(src: PostgresSource, facts: PostgresFacts, at: Endp
       env,
       secretEnv,
       outputs: [layout.dir],
+      waitsFor,
     });
     // The schema as pg_dump --schema-only writes it, from the same snapshot: the drill dumps the
     // restored database the same way, so both sides are produced alike (pg_restore --schema-only of
@@ -118,6 +121,7 @@ export function planRedis(src: RedisSource, facts: RedisFacts, at: Endpoint): St
       env: {},
       secretEnv: src.password ? { REDISCLI_AUTH: "redis.password" } : {},
       outputs: [REDIS_RDB],
+      waitsFor: `redis at ${at.host}:${at.port}`,
     },
     {
       id: "redis/check-rdb",
@@ -149,7 +153,8 @@ export function bucketLayout(bucket: string): BucketLayout {
   };
 }
 
-export function planMinio(_src: MinioSource, facts: MinioFacts): Step[] {
+export function planMinio(src: MinioSource, facts: MinioFacts): Step[] {
+  const endpoint = new URL(src.endpoint);
   return facts.buckets.map((bucket) => {
     const layout = bucketLayout(bucket);
     return {
@@ -159,6 +164,7 @@ export function planMinio(_src: MinioSource, facts: MinioFacts): Step[] {
       env: {},
       secretEnv: { [`MC_HOST_${MC_ALIAS}`]: "minio.mcHost" as const },
       outputs: [layout.dir],
+      waitsFor: `minio at ${endpoint.host}`,
     };
   });
 }
@@ -242,6 +248,8 @@ export function planPostgresRestore(
     env: { PGCONNECT_TIMEOUT: "10", PGAPPNAME: "backup-drill" },
     secretEnv: { PGPASSWORD: "postgres.target.password" },
     outputs: [],
+    waitsFor: `postgres at ${at.host}:${at.port}`,
+    waitsOnServerWork: true,
   };
 }
 
@@ -255,5 +263,6 @@ export function planSchemaDump(database: string, serverMajor: number, at: Postgr
     secretEnv: { PGPASSWORD: "postgres.target.password" },
     outputs: [],
     captureStdout: true,
+    waitsFor: `postgres at ${at.host}:${at.port}`,
   };
 }

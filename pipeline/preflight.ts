@@ -6,6 +6,7 @@ import { endpointLabel, getBucketConfig, hasDefaultRetention, listBucketNames, l
 import { connectRedis, parseInfo, redisTarget } from "../probes/redis.js";
 import { checkPgDumpVersion } from "./backup/postgres.js";
 import type { Config, ServiceName } from "./config.js";
+import { UserError } from "./errors.js";
 import { humanBytes } from "./report.js";
 import { resolveTool, toolVersion, type HostTool } from "./tools.js";
 
@@ -23,6 +24,10 @@ export type PreflightCheck = {
   detail: string;
   /** What to do about a failure. */
   fix?: string;
+  /** A passed check with something to watch (e.g. room for one set but not for two). */
+  warning?: string;
+  /** The failure is the config's (a missing password): `backup` exits 2 for it. */
+  badInput?: boolean;
 };
 
 export type PreflightReport = { ok: boolean; checks: PreflightCheck[]; estimateBytes: number; freeBytes?: number };
@@ -58,6 +63,10 @@ async function postgresChecks(cfg: Config, out: PreflightCheck[]): Promise<numbe
     out.push(pass("postgres", "connect", `PostgreSQL ${server.serverVersion} at ${where} as ${src.user}`));
   } catch (err) {
     const msg = reason(err);
+    if (err instanceof UserError) {
+      out.push({ ...fail("postgres", "connect", msg.replace(/^postgres [^:]+: /, ""), `set postgres.password (or --pg-password env:NAME) for role "${src.user}"`), badInput: true });
+      return 0;
+    }
     const fix = /password authentication|no password|authentication failed/i.test(msg)
       ? `check the password for role "${src.user}" (postgres.password${src.password ? ` = ${src.password.ref}` : ""})`
       : `is PostgreSQL running and reachable at ${where}?`;
@@ -271,7 +280,9 @@ async function outputChecks(root: string, estimate: number, opts: PreflightOptio
     await rm(probe);
     out.push(pass("output", "writable", root));
   } catch (err) {
-    const code = await realMkdirError(root).catch(() => (err as NodeJS.ErrnoException).code ?? reason(err));
+    // An existing root reports its own error (EACCES, EROFS); a missing one the first directory that cannot be made.
+    const exists = await stat(root).then((s) => s.isDirectory(), () => false);
+    const code = exists ? ((err as NodeJS.ErrnoException).code ?? reason(err)) : await realMkdirError(root).catch(() => (err as NodeJS.ErrnoException).code ?? reason(err));
     out.push(fail("output", "writable", `${root}: ${code}`, "make the output root writable, or choose another with --output"));
     return undefined;
   }
@@ -279,9 +290,14 @@ async function outputChecks(root: string, estimate: number, opts: PreflightOptio
   const free = Number(s.bavail) * Number(s.bsize);
   const margin = opts.margin ?? { fraction: 0.1, bytes: 64 * 1024 * 1024 };
   const need = Math.ceil(estimate * (1 + margin.fraction)) + margin.bytes;
+  const two = Math.ceil(2 * estimate * (1 + margin.fraction)) + margin.bytes;
+  const roomFor = free >= need ? pass("output", "free disk", `${humanBytes(free)} free, about ${humanBytes(estimate)} needed`) : undefined;
+  if (roomFor && free < two) {
+    roomFor.warning = `${humanBytes(free)} free at ${root} holds the next set but not the next two (about ${humanBytes(two)}); prune, tighten retention or add space`;
+  }
   out.push(
-    free >= need
-      ? pass("output", "free disk", `${humanBytes(free)} free, about ${humanBytes(estimate)} needed`)
+    roomFor
+      ? roomFor
       : fail("output", "free disk", `${humanBytes(free)} free at ${root}, the set needs about ${humanBytes(need)} (estimate ${humanBytes(estimate)} + margin)`, "free space, prune old sets, or choose another --output"),
   );
   return free;

@@ -1,4 +1,4 @@
-import { rename, rm } from "node:fs/promises";
+import { readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "./config.js";
 import { errorMessage, OperationError } from "./errors.js";
@@ -9,6 +9,8 @@ import { loadCatalog } from "./store/catalog.js";
 import { fsyncDir } from "./store/fsync.js";
 import { PARTIAL_PREFIX } from "./store/ids.js";
 import { acquireLock } from "./store/lock.js";
+import { describeUsers, setUsers } from "./store/set-locks.js";
+import { isStaleTempFile } from "./store/fsync.js";
 
 /** Prune = read the catalog, planPrune (pure), then remove what the plan says unless it is a dry run. */
 
@@ -18,6 +20,10 @@ export type PruneResult = {
   plan: PrunePlan;
   /** Directory names actually removed. */
   removed: string[];
+  /** Sets the plan would remove but that are in use (a drill or restore holds them): kept this time. */
+  skipped: { id: string; reason: string }[];
+  /** Temp files of writes that did not finish (latest.json.tmp of a crashed run), removed. */
+  tempFiles: string[];
   errors: { id: string; message: string }[];
 };
 
@@ -39,10 +45,27 @@ export function retentionItems(catalog: Catalog): RetentionItem[] {
 export async function pruneRoot(root: string, policy: RetentionPolicy, now: Date, opts: { dryRun: boolean; progress: Progress }): Promise<PruneResult> {
   const catalog = await loadCatalog(root);
   const plan = planPrune(retentionItems(catalog), policy, now);
-  const result: PruneResult = { dryRun: opts.dryRun, policy, plan, removed: [], errors: [] };
+  const result: PruneResult = { dryRun: opts.dryRun, policy, plan, removed: [], errors: [], skipped: [], tempFiles: [] };
+  for (const r of plan.remove) {
+    if (r.kind === "partial") continue;
+    const users = await setUsers(root, r.id);
+    if (users.length > 0) result.skipped.push({ id: r.id, reason: `in use by ${describeUsers(users)}` });
+  }
   if (opts.dryRun) return result;
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    if (!isStaleTempFile(name)) continue;
+    await rm(join(root, name), { force: true }).then(
+      () => result.tempFiles.push(name),
+      () => {},
+    );
+  }
+  const skipped = new Set(result.skipped.map((s) => s.id));
   for (const r of plan.remove) {
     const name = r.kind === "partial" ? `${PARTIAL_PREFIX}${r.id}` : r.id;
+    if (r.kind !== "partial" && skipped.has(r.id)) {
+      opts.progress.info(`prune: kept ${name}: ${result.skipped.find((s) => s.id === r.id)!.reason}`);
+      continue;
+    }
     try {
       let doomed = join(root, name);
       if (r.kind !== "partial") {
@@ -55,7 +78,18 @@ export async function pruneRoot(root: string, policy: RetentionPolicy, now: Date
             throw err;
           },
         );
-        if (moved) doomed = asPartial;
+        if (moved) {
+          // A drill that took its lock after the check above sees the set gone for a moment: give it back.
+          const late = await setUsers(root, r.id);
+          if (late.length > 0) {
+            await rename(asPartial, doomed);
+            const reason = `in use by ${describeUsers(late)}`;
+            result.skipped.push({ id: r.id, reason });
+            opts.progress.info(`prune: kept ${name}: ${reason}`);
+            continue;
+          }
+          doomed = asPartial;
+        } else if ((await setUsers(root, r.id)).length > 0) continue;
       }
       await rm(doomed, { recursive: true, force: true });
       result.removed.push(name);
@@ -90,6 +124,7 @@ export type AfterBackupPrune = { ok: true; removed: string[]; kept: number } | {
  */
 export async function pruneAfterBackup(cfg: Config, now: Date, progress: Progress): Promise<AfterBackupPrune> {
   try {
+    if (cfg.retention === "off") return { ok: true, removed: [], kept: -1 };
     const r = await pruneRoot(cfg.output, retentionPolicy(cfg.retention, cfg.source), now, { dryRun: false, progress });
     if (r.errors.length > 0) throw new OperationError(r.errors.map((e) => `${e.id}: ${e.message}`).join("; "));
     return { ok: true, removed: r.removed, kept: r.plan.keep.length };

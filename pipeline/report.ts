@@ -124,6 +124,9 @@ export function verifyHuman(r: VerifyReport): string {
       : `verify ${r.id}: FAILED — ${r.findings.length} finding(s)`,
   ];
   for (const f of r.findings) lines.push(`  ${f.verdict.padEnd(17)} ${f.path}: ${f.detail}`);
+  if (r.drillRecord.status === "invalid") {
+    lines.push(`  drill record invalid (the data is not affected; freshness counts the set as not proven until the next drill): ${r.drillRecord.problem}`);
+  }
   return lines.join("\n");
 }
 

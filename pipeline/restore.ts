@@ -1,11 +1,15 @@
-import { join } from "node:path";
+import { stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { checkpoint } from "./checkpoint.js";
+import { useSet } from "./store/set-locks.js";
+import { DEFAULT_TIMEOUTS_MS, withPhaseDeadline } from "./timeouts.js";
 import { endpointLabel } from "../probes/minio.js";
 import type { Config, ServiceName } from "./config.js";
 import type { DrillService } from "./drill-summary.js";
-import { UserError } from "./errors.js";
+import { OperationError, UserError } from "./errors.js";
 import { REDIS_RDB } from "./plan.js";
 import type { Progress } from "./progress.js";
-import { serviceResult } from "./drill.js";
+import { requirePresent, serviceResult } from "./drill.js";
 import { inspectTargets, planRestore, targetsThatAreSources, type RestorePlan, type RestoreSelection, type RestoreTargets } from "./restore/guards.js";
 import { checkMinio, restoreMinio } from "./restore/minio.js";
 import { checkPostgres, restorePostgres } from "./restore/postgres.js";
@@ -42,7 +46,7 @@ async function restoreOnePostgres(cfg: Config, set: LoadedSet, opts: RestoreOpti
   const target = opts.targets.postgres!;
   const sel = opts.selection;
   const pg = inspection.postgres!;
-  const runner = new HostRunner({ tools: cfg.tools, secrets: { "postgres.target.password": target.password }, progress: opts.progress, signal: opts.signal });
+  const runner = new HostRunner({ tools: cfg.tools, secrets: { "postgres.target.password": target.password }, progress: opts.progress, signal: opts.signal, ...(cfg.timeouts ? { timeouts: cfg.timeouts } : {}) });
   try {
     // Ownership and grants need the roles: kept when every role is there (or --globals creates them).
     const rolesMissing = pg.roles.filter((r) => !r.exists).map((r) => r.name);
@@ -81,6 +85,7 @@ async function restoreOneRedis(cfg: Config, set: LoadedSet, opts: RestoreOptions
   let copied;
   let libraries = 0;
   try {
+    checkpoint("restore:redis:loaded");
     copied = await copyRedisKeys(loaded, target, {
       dbs,
       pattern: sel.keyPattern,
@@ -122,6 +127,22 @@ async function restoreOneMinio(set: LoadedSet, opts: RestoreOptions, inspection:
  * summary goes to <output>/restores/<timestamp>.json, never into the set.
  */
 export async function restoreSet(cfg: Config, id: string, dir: string, opts: RestoreOptions): Promise<RestoreResult> {
+  // Prune leaves a set that is being restored from alone.
+  const inUse = await useSet(dirname(dir), id, "restore");
+  try {
+    await requirePresent(id, dir);
+    return await restoreLocked(cfg, id, dir, opts);
+  } catch (err) {
+    if (!(await stat(dir).then(() => true, () => false))) {
+      throw new OperationError(`set ${id} vanished from ${dirname(dir)} during the restore (removed outside backup-drill?): ${(err as Error).message}`, { cause: err });
+    }
+    throw err;
+  } finally {
+    await inUse.release();
+  }
+}
+
+async function restoreLocked(cfg: Config, id: string, dir: string, opts: RestoreOptions): Promise<RestoreResult> {
   const now = opts.now ?? (() => new Date());
   const sel = opts.selection;
   for (const s of sel.services) {
@@ -157,16 +178,17 @@ export async function restoreSet(cfg: Config, id: string, dir: string, opts: Res
     return { summary, plan, ...(refusal ? { refusal } : {}) };
   }
 
-  const runs: Record<ServiceName, () => Promise<DrillService>> = {
-    postgres: () => restoreOnePostgres(cfg, set, opts, inspection),
-    redis: () => restoreOneRedis(cfg, set, opts, inspection),
-    minio: () => restoreOneMinio(set, opts, inspection),
+  const runs: Record<ServiceName, (o: RestoreOptions) => Promise<DrillService>> = {
+    postgres: (o) => restoreOnePostgres(cfg, set, o, inspection),
+    redis: (o) => restoreOneRedis(cfg, set, o, inspection),
+    minio: (o) => restoreOneMinio(set, o, inspection),
   };
+  const phaseMs = (cfg.timeouts ?? DEFAULT_TIMEOUTS_MS).phaseMs;
   // Services restore side by side, as in the drill; all are waited for before a failure is reported.
   const settled = await Promise.allSettled(
     sel.services.map((s) => {
       opts.progress.info(`restore ${s}: ${plan.actions.filter((a) => a.service === s).map((a) => a.detail).join("; ")}`);
-      return runs[s]();
+      return withPhaseDeadline(`${s} restore`, { deadlineMs: phaseMs, progress: opts.progress, signal: opts.signal }, (signal) => runs[s]({ ...opts, signal }));
     }),
   );
   const failed = settled.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;

@@ -1,4 +1,4 @@
-import type { RetentionConfig } from "./config.js";
+import { DEFAULT_RETENTION, type RetentionConfig } from "./config.js";
 import { parseDuration } from "./duration.js";
 import { UserError } from "./errors.js";
 import { newestFirst } from "./set-facts.js";
@@ -139,9 +139,13 @@ export function planPrune(items: readonly RetentionItem[], policy: RetentionPoli
   return plan;
 }
 
-/** The policy the config's retention section asks for; UserError when there is none. */
-export function retentionPolicy(r: RetentionConfig | undefined, source: string): RetentionPolicy {
-  if (!r) throw new UserError(`${source}: no retention policy: add a "retention" section (e.g. {"keepDaily": 7, "keepWeekly": 4})`);
+/**
+ * The policy the config's retention section asks for; the default policy
+ * when there is none; UserError when retention is "off" (prune has nothing to apply).
+ */
+export function retentionPolicy(section: RetentionConfig | "off" | undefined, source: string): RetentionPolicy {
+  if (section === "off") throw new UserError(`${source}: retention is "off": prune has no policy to apply (remove "retention": "off" for the default, or set rules)`);
+  const r: RetentionConfig = section ?? { ...DEFAULT_RETENTION };
   const policy: RetentionPolicy = { partialGraceMs: parseDuration(r.partialGrace)! };
   for (const k of ["keepLast", "keepHourly", "keepDaily", "keepWeekly", "keepMonthly", "keepYearly"] as const) {
     if (r[k] !== undefined) policy[k] = r[k];

@@ -32,6 +32,10 @@ export type Step = {
   outputs: string[];
   /** The step's result is its stdout (e.g. pg_dump --schema-only): the runner returns it whole. */
   captureStdout?: boolean;
+  /** The server the step talks to, for messages: "postgres at db:5432". */
+  waitsFor?: string;
+  /** The step may sit idle while the server works (pg_restore's index builds): timeouts.restoreStall applies. */
+  waitsOnServerWork?: boolean;
 };
 
 /** Where a step reaches a service: the configured address (under Dagger, the alias the service is bound under). */

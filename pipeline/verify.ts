@@ -3,12 +3,13 @@ import { join } from "node:path";
 import type { ToolPaths } from "./config.js";
 import { IntegrityError } from "./errors.js";
 import { DRILL_SUMMARY_FILE, DRILL_SUMMARY_SHA_FILE, readDrillSummary } from "./drill-summary.js";
-import { hashFile, listFiles, parseSha256sums } from "./hash.js";
+import { hashFile, listFilesReporting, parseSha256sums } from "./hash.js";
 import { readListing } from "./listing.js";
 import { MANIFEST_FILE, SET_META_FILES, SUMS_FILE, loadManifest, type FileEntry, type Manifest } from "./manifest.js";
 import { planFormatChecks } from "./plan.js";
 import type { Progress } from "./progress.js";
 import { HostRunner } from "./runners/host.js";
+import type { Timeouts } from "./timeouts.js";
 
 /** The closed set of things verify can say about a path. */
 export type Verdict =
@@ -43,7 +44,16 @@ export type VerifyReport = {
   formatChecks: { id: string; ok: boolean }[];
   findings: Finding[];
   counts: Record<Verdict, number>;
+  /**
+   * The drill record (restore-drill-summary.json) is about the set, not part
+   * of its data: a bad one never fails verify; it is reported here, and
+   * freshness then counts the set as not proven.
+   */
+  drillRecord: { status: "none" | "ok" | "invalid"; problem?: string };
 };
+
+/** A drill record's temp file left by a drill killed while writing it (not data; the next drill removes it). */
+export const DRILL_TEMP_PATTERN = /^\.restore-drill-summary\.json\.\d+\.[0-9a-z]+\.tmp$/;
 
 /** Files the drill adds to a sealed set (with their own checksum file); verify checks them separately. */
 export const SET_ADDENDA = new Set([DRILL_SUMMARY_FILE, DRILL_SUMMARY_SHA_FILE]);
@@ -83,6 +93,7 @@ export type VerifyOptions = {
   /** Run the tools' format checks: pg_restore --list, redis-check-rdb (default true). Bucket listings are always checked. */
   formatChecks?: boolean;
   concurrency?: number;
+  timeouts?: Timeouts;
 };
 
 /**
@@ -92,6 +103,7 @@ export type VerifyOptions = {
  */
 export async function verifySet(id: string, setDir: string, opts: VerifyOptions): Promise<VerifyReport> {
   const findings: Finding[] = [];
+  let drillRecord: VerifyReport["drillRecord"] = { status: "none" };
   const report = (manifest: Manifest | undefined, formatChecks: { id: string; ok: boolean }[]): VerifyReport => ({
     id,
     dir: setDir,
@@ -101,6 +113,7 @@ export async function verifySet(id: string, setDir: string, opts: VerifyOptions)
     formatChecks,
     findings,
     counts: countVerdicts(findings),
+    drillRecord,
   });
 
   let manifest: Manifest;
@@ -123,13 +136,15 @@ export async function verifySet(id: string, setDir: string, opts: VerifyOptions)
   await Promise.all(Array.from({ length: opts.concurrency ?? 4 }, worker));
 
   const listed = new Set(entries.map((e) => e.path));
-  for (const path of await listFiles(setDir, setDir)) {
-    if (!listed.has(path) && !SET_META_FILES.has(path) && !SET_ADDENDA.has(path)) {
+  const onDisk = await listFilesReporting(setDir, setDir);
+  for (const u of onDisk.unreadable) findings.push({ path: u.path, verdict: "unreadable", detail: `directory cannot be read: ${u.code}` });
+  for (const path of onDisk.files) {
+    if (!listed.has(path) && !SET_META_FILES.has(path) && !SET_ADDENDA.has(path) && !DRILL_TEMP_PATTERN.test(path)) {
       findings.push({ path, verdict: "extra", detail: "on disk, not in the manifest" });
     }
   }
   await checkSums(setDir, manifest, findings);
-  await checkDrillSummary(setDir, findings);
+  drillRecord = await checkDrillSummary(setDir);
 
   const formatChecks: { id: string; ok: boolean }[] = [];
   if (opts.formatChecks ?? true) await runFormatChecks(setDir, manifest, opts, findings, formatChecks);
@@ -156,11 +171,11 @@ async function checkSums(setDir: string, manifest: Manifest, findings: Finding[]
   }
 }
 
-async function checkDrillSummary(setDir: string, findings: Finding[]): Promise<void> {
+async function checkDrillSummary(setDir: string): Promise<VerifyReport["drillRecord"]> {
   try {
-    await readDrillSummary(setDir);
+    return (await readDrillSummary(setDir)) ? { status: "ok" } : { status: "none" };
   } catch (err) {
-    findings.push({ path: DRILL_SUMMARY_FILE, verdict: "checksum-mismatch", detail: (err as Error).message.replace(`${DRILL_SUMMARY_FILE}: `, "") });
+    return { status: "invalid", problem: (err as Error).message };
   }
 }
 
@@ -173,7 +188,7 @@ async function runFormatChecks(
 ): Promise<void> {
   const steps = planFormatChecks(manifest.services.postgres, manifest.services.redis);
   if (steps.length === 0) return;
-  const runner = new HostRunner({ tools: opts.tools, secrets: {}, progress: opts.progress });
+  const runner = new HostRunner({ tools: opts.tools, secrets: {}, progress: opts.progress, ...(opts.timeouts ? { timeouts: opts.timeouts } : {}) });
   try {
     for (const step of steps) {
       try {

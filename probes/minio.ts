@@ -3,8 +3,11 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
+import * as http from "node:http";
+import * as https from "node:https";
 import { XMLParser } from "fast-xml-parser";
 import * as Minio from "minio";
+import { clientTimeouts } from "../pipeline/timeouts.js";
 import { OperationError } from "../pipeline/errors.js";
 import { sha256Hex } from "../pipeline/hash.js";
 import type { Secret } from "../pipeline/secret.js";
@@ -12,10 +15,30 @@ import { listObjectsAll } from "./s3-list.js";
 
 export type MinioTarget = { endpoint: string; accessKey: Secret; secretKey: Secret; region: string };
 
+/**
+ * http(s).request with an idle deadline: a request that sends or receives
+ * no byte for timeouts.s3Request fails naming the endpoint, so a stopped or
+ * black-holed S3 server never hangs a run.
+ */
+function boundedTransport(base: typeof http | typeof https, label: string): Pick<typeof http, "request"> {
+  return {
+    request: ((opts: http.RequestOptions, cb?: (res: http.IncomingMessage) => void) => {
+      const ms = clientTimeouts().s3RequestMs;
+      const req = base.request(opts, (res) => {
+        res.setTimeout?.(ms, () => res.destroy(new Error(`S3 ${label}: no data for ${Math.round(ms / 1000)}s (timeouts.s3Request)`)));
+        cb?.(res);
+      });
+      req.setTimeout(ms, () => req.destroy(new Error(`S3 ${label}: no answer within ${Math.round(ms / 1000)}s (timeouts.s3Request)`)));
+      return req;
+    }) as typeof http.request,
+  };
+}
+
 export function minioClient(t: MinioTarget, opts: { partSize?: number } = {}): Minio.Client {
   const url = new URL(t.endpoint);
   const useSSL = url.protocol === "https:";
   return new Minio.Client({
+    transport: boundedTransport(useSSL ? https : http, url.host),
     endPoint: url.hostname,
     port: url.port ? Number(url.port) : useSSL ? 443 : 80,
     useSSL,

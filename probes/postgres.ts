@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import pg from "pg";
 import type { PostgresSource } from "../pipeline/config.js";
-import { OperationError } from "../pipeline/errors.js";
+import { OperationError, UserError } from "../pipeline/errors.js";
 import type { LargeObjectFacts, TableFacts } from "../pipeline/manifest.js";
+import { clientTimeouts } from "../pipeline/timeouts.js";
 
 /** What backup records about a PostgreSQL server before dumping it. */
 export type PostgresServerFacts = {
@@ -18,15 +19,27 @@ export type TableCount = TableFacts;
 
 export type PgTarget = Pick<PostgresSource, "host" | "port" | "user" | "password">;
 
-/** A connected client, or an OperationError naming the server and the reason. */
+/** The server asked for a password and the client had none (pg: SASL "client password must be a string"; libpq: "no password supplied"). */
+export function isMissingPassword(message: string): boolean {
+  return /client password must be a string|no password supplied|password authentication .* no password/i.test(message);
+}
+
+/**
+ * A connected client, or an OperationError naming the server and the reason
+ * (a UserError when the server wants a password and none is configured).
+ * Connecting is bounded by timeouts.connect and every query by timeouts.pgQuery.
+ */
 export async function connectPostgres(target: PgTarget, database: string): Promise<pg.Client> {
+  const timeouts = clientTimeouts();
   const client = new pg.Client({
     host: target.host,
     port: target.port,
     user: target.user,
     password: target.password?.reveal(),
     database,
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: timeouts.connectMs,
+    query_timeout: timeouts.pgQueryMs,
+    keepAlive: true,
     application_name: "backup-drill",
   });
   client.on("error", () => {}); // a dropped connection surfaces on the next query
@@ -34,7 +47,11 @@ export async function connectPostgres(target: PgTarget, database: string): Promi
     await client.connect();
   } catch (err) {
     await client.end().catch(() => {});
-    throw new OperationError(`postgres ${target.host}:${target.port}/${database}: cannot connect: ${(err as Error).message}`, { cause: err });
+    const where = `postgres ${target.host}:${target.port}/${database}`;
+    if (!target.password && isMissingPassword((err as Error).message)) {
+      throw new UserError(`${where}: the server asks for a password and no password is configured (postgres.password, e.g. "env:PGPASSWORD")`, { cause: err });
+    }
+    throw new OperationError(`${where}: cannot connect: ${(err as Error).message}`, { cause: err });
   }
   return client;
 }

@@ -4,6 +4,7 @@ import type { RedisSource } from "../pipeline/config.js";
 import { OperationError } from "../pipeline/errors.js";
 import type { RedisFunctionLibrary, RedisSample, RedisStreamGroups } from "../pipeline/manifest.js";
 import type { Secret } from "../pipeline/secret.js";
+import { clientTimeouts } from "../pipeline/timeouts.js";
 
 export type RedisTarget = { host: string; port: number; username?: string; password?: Secret };
 
@@ -11,8 +12,13 @@ export function redisTarget(src: RedisSource): RedisTarget {
   return { host: src.host, port: src.port, username: src.username, password: src.password };
 }
 
-/** A connected client that fails fast instead of retrying forever. */
+/**
+ * A connected client that fails fast instead of retrying forever; every
+ * command is bounded by timeouts.redisCommand (a stopped server or a black
+ * hole ends in "Command timed out", never in a silent wait).
+ */
 export async function connectRedis(t: RedisTarget, db = 0): Promise<Redis> {
+  const timeouts = clientTimeouts();
   const client = new Redis({
     host: t.host,
     port: t.port,
@@ -20,7 +26,8 @@ export async function connectRedis(t: RedisTarget, db = 0): Promise<Redis> {
     password: t.password?.reveal(),
     db,
     lazyConnect: true,
-    connectTimeout: 10_000,
+    connectTimeout: timeouts.connectMs,
+    commandTimeout: timeouts.redisCommandMs,
     maxRetriesPerRequest: 1,
     retryStrategy: () => null,
     enableOfflineQueue: false,
@@ -131,18 +138,19 @@ function digestValue(type: string, reply: unknown): string {
   return digestParts(type, parts);
 }
 
-const DIGEST_BATCH = 256;
+const DIGEST_BATCH = 500;
 
 /**
  * Type, content digest and PTTL of each key, pipelined: two round trips per
- * batch of keys, not per key. Order-free types (hash, set) are sorted
+ * batch of keys (TYPE + PTTL, then the values), not three per key, so a slow
+ * link costs round trips per page. Order-free types (hash, set) are sorted
  * first; lists, sorted sets and streams keep their order. A key that does
  * not exist has type "none".
  */
-export async function digestKeys(client: Redis, keys: Buffer[]): Promise<KeyDigest[]> {
+export async function digestKeys(client: Redis, keys: Buffer[], batchSize = DIGEST_BATCH, onProgress?: (done: number) => void): Promise<KeyDigest[]> {
   const out: KeyDigest[] = [];
-  for (let at = 0; at < keys.length; at += DIGEST_BATCH) {
-    const batch = keys.slice(at, at + DIGEST_BATCH);
+  for (let at = 0; at < keys.length; at += batchSize) {
+    const batch = keys.slice(at, at + batchSize);
     const head = client.pipeline();
     for (const k of batch) head.type(k).pttl(k);
     const heads = await execAll(head);
@@ -161,6 +169,7 @@ export async function digestKeys(client: Redis, keys: Buffer[]): Promise<KeyDige
       const type = types[i]!;
       out.push({ type, digest: type === "none" ? digestParts(type, []) : digestValue(type, replies[r++]), ttlMs: ttls[i]! });
     });
+    onProgress?.(Math.min(at + batchSize, keys.length));
   }
   return out;
 }

@@ -3,6 +3,7 @@
 # missing. Safe to rerun.
 #   - Debian packages: postgresql (server + client tools), redis-server, redis-tools
 #   - MinIO server and mc, built with `go install` at the pinned versions below
+#   - toxiproxy-server (the fault suite's proxy), built the same way
 #     (MinIO is AGPL-licensed: we only ever run these binaries, never import them)
 #   - Versity Gateway (a second, independent S3 server for the tests) and the
 #     age CLI (age, age-keygen: the tests decrypt offsite copies with it), both
@@ -20,6 +21,9 @@ VERSITYGW_MODULE="github.com/versity/versitygw/cmd/versitygw"
 VERSITYGW_VERSION="v1.8.0"
 AGE_MODULE="filippo.io/age"
 AGE_VERSION="v1.3.2"
+# The fault suite's proxy (test/faults/): latency, bandwidth, resets, black holes.
+TOXIPROXY_MODULE="github.com/Shopify/toxiproxy/v2/cmd/server"
+TOXIPROXY_VERSION="v2.5.0"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { printf 'ensure-tools: %s\n' "$*" >&2; }
@@ -48,7 +52,8 @@ else
 fi
 
 # --- MinIO server and mc, pinned -----------------------------------------------
-command -v go >/dev/null 2>&1 || die "go is needed to build minio and mc (https://go.dev/dl/)"
+command -v go >/dev/null 2>&1 || die "go is needed to build minio, mc and toxiproxy (https://go.dev/dl/)"
+command -v setpriv >/dev/null 2>&1 || say "note: setpriv (util-linux) is missing: children then die with backup-drill through its watchdog only"
 bin="${BACKUP_DRILL_BIN:-}"
 if [ -z "$bin" ]; then
   if [ -w /usr/local/bin ]; then bin=/usr/local/bin; else bin="$HOME/.local/bin"; fi
@@ -70,6 +75,16 @@ ensure_go_tool versitygw "$VERSITYGW_MODULE" "$VERSITYGW_VERSION"
 # age, age-keygen (and age-inspect, age-plugin-batchpass) from one module
 ensure_go_tool age "$AGE_MODULE" "$AGE_VERSION" "$AGE_MODULE/cmd/..."
 [ -x "$bin/age-keygen" ] || die "age-keygen missing after installing age"
+# toxiproxy's command is named "server": build it aside and install it as toxiproxy-server.
+if [ -x "$bin/toxiproxy-server" ] && go version -m "$bin/toxiproxy-server" 2>/dev/null | grep -q "mod[[:space:]]*github.com/Shopify/toxiproxy/v2[[:space:]]*$TOXIPROXY_VERSION"; then
+  say "toxiproxy-server $TOXIPROXY_VERSION: present in $bin"
+else
+  say "building toxiproxy-server $TOXIPROXY_VERSION (go install)"
+  tdir="$(mktemp -d)"
+  GOBIN="$tdir" GOFLAGS="${GOFLAGS:-} -trimpath" go install "$TOXIPROXY_MODULE@$TOXIPROXY_VERSION"
+  mv "$tdir/server" "$bin/toxiproxy-server"
+  rmdir "$tdir"
+fi
 case ":$PATH:" in *":$bin:"*) ;; *) say "note: add $bin to PATH (backup-drill also looks there and in ~/go/bin)";; esac
 
 # --- node_modules ----------------------------------------------------------------

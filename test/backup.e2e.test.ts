@@ -46,7 +46,8 @@ describe("backup and verify against real PostgreSQL, Redis and MinIO", () => {
 
   beforeAll(async () => {
     output = join(tmp(), "out");
-    config = writeCliConfig(tmp(), servers(), output);
+    // Every set this file makes is inspected later: keep them all (the default policy would prune).
+    config = writeCliConfig(tmp(), servers(), output, { retention: "off" });
     env = secretEnv(servers());
     treeBefore = listTree(tmp());
     const sampler = new ArgvSampler();

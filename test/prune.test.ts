@@ -92,8 +92,9 @@ describe("backup-drill prune on constructed sets", () => {
 
   it.each([
     ["an empty retention section", {}, "retention: empty policy"],
-    ["all-zero rules", { keepLast: 0, keepDaily: 0, keepWithin: "0s" }, "retention: empty policy"],
-    ["no retention section", undefined, 'no retention policy: add a "retention" section'],
+    ["all-zero rules", { keepLast: 0, keepDaily: 0 }, "retention: empty policy"],
+    ["a zero duration", { keepLast: 1, keepWithin: "0s" }, "retention.keepWithin: must be longer than zero"],
+    ['retention "off"', "off", 'retention is "off"'],
   ])("refuses %s with exit 2 and removes nothing", async (_name, retention, message) => {
     const { root, config } = scenario(retention);
     await history(root);
@@ -102,6 +103,18 @@ describe("backup-drill prune on constructed sets", () => {
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, exitCode: 2, error: { kind: "input", message: expect.stringContaining(message) } });
     expect(entries(root)).toEqual(before);
+  });
+
+  it("applies the default policy (last 3, 7 daily, 4 weekly, 6 monthly) when the config has no retention section", async () => {
+    const { root, config } = scenario(undefined);
+    // Ten sets an hour apart today: last 3 + the newest of today (daily/weekly/monthly) keep three; seven go.
+    const sets: BuiltSet[] = [];
+    for (let i = 10; i >= 1; i--) sets.push(await writeSet(root, { time: ago(i * 60_000) }));
+    const r = await runCli(["prune", "--config", config, "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.keep.map((k: { id: string }) => k.id)).toEqual(sets.slice(-3).reverse().map((s) => s.id));
+    expect(doc.removed).toHaveLength(7);
   });
 
   it("removes a set even when a leftover .partial- of the same id is in the way, and the partial too", async () => {

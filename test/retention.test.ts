@@ -235,9 +235,10 @@ describe("planPrune examples", () => {
     expect(isoWeekKey(t("2024-12-30T23:59:59Z"))).toBe(202501);
   });
 
-  it("retentionPolicy reads the config section and refuses a missing one", () => {
+  it("retentionPolicy reads the config section, defaults a missing one, and refuses off", () => {
     expect(retentionPolicy({ keepDaily: 7, keepWithin: "2d", partialGrace: "24h" }, "cfg.json")).toEqual({ keepDaily: 7, keepWithinMs: 2 * D, partialGraceMs: GRACE });
-    expect(() => retentionPolicy(undefined, "cfg.json")).toThrow('cfg.json: no retention policy: add a "retention" section');
+    expect(retentionPolicy(undefined, "cfg.json")).toEqual({ keepLast: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 6, partialGraceMs: GRACE });
+    expect(() => retentionPolicy("off", "cfg.json")).toThrow('cfg.json: retention is "off"');
   });
 });
 

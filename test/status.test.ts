@@ -99,11 +99,13 @@ describe("backup-drill status: one document", () => {
     expect(doc.problems).toContainEqual(expect.stringContaining("last restore drill"));
   });
 
-  it("no sets: exit 1, latest null, freshness UNKNOWN; no retention policy is reported, not an error", async () => {
-    const { config } = scenario({});
+  it('no sets: exit 1, latest null, freshness UNKNOWN; retention "off" is reported, not an error; no section means the default policy', async () => {
+    const { config } = scenario({ retention: "off" });
     const { code, doc } = await status(config);
     expect(code).toBe(1);
     expect(doc).toMatchObject({ latest: null, verify: null, lastDrill: null, freshness: { status: "UNKNOWN" }, prune: { keep: null, remove: null } });
-    expect(doc.prune.reason).toContain("no retention policy");
+    expect(doc.prune.reason).toContain('retention is "off"');
+    const byDefault = await status(scenario({}).config);
+    expect(byDefault.doc.prune).toMatchObject({ keep: [], remove: [] });
   });
 });

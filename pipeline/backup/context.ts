@@ -8,7 +8,8 @@ import type { HostRunner, StepResult } from "../runners/host.js";
 export type ServiceBackupContext = {
   cfg: Config;
   setDir: string;
-  runner: HostRunner;
+  /** Runs this service's steps (bounded by the service's phase deadline). */
+  runner: Pick<HostRunner, "run" | "binary">;
   progress: Progress;
   signal: AbortSignal;
 };

@@ -115,7 +115,11 @@ async function backupObjects(ctx: ServiceBackupContext, client: Minio.Client, bu
 
   const entries: ObjectEntry[] = [];
   await mkdir(bucketDir, { recursive: true });
+  const stopIfAborted = () => {
+    if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new OperationError(`minio: ${bucket}: cancelled`);
+  };
   await mapLimit(listed, STAT_CONCURRENCY, async (o, i) => {
+    stopIfAborted();
     const entry = await reconcile(ctx, client, bucket, o, attributes[i], paths.get(o.key)!);
     if (entry) entries[i] = entry;
   });
@@ -124,6 +128,7 @@ async function backupObjects(ctx: ServiceBackupContext, client: Minio.Client, bu
   // Objects that appeared while mc mirror ran are on disk but not in the listing: describe them too.
   const known = new Set(kept.filter((e) => e.path).map((e) => e.path!));
   for (const rel of await listFiles(bucketDir, ctx.setDir)) {
+    stopIfAborted();
     if (known.has(rel)) continue;
     const key = rel.slice(layout.dir.length + 1);
     const attrs = await attributesIfExists(client, bucket, key);

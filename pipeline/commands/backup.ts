@@ -2,6 +2,7 @@ import type { Argv } from "yargs";
 import { backupSet } from "../backup.js";
 import { pushAfterBackup } from "../offsite/after-backup.js";
 import { pushOutcomeHuman, pushOutcomeJson } from "../offsite/report.js";
+import { DEFAULT_RETENTION_TEXT } from "../config.js";
 import { backupHuman, backupJson } from "../report.js";
 import { configFrom, defineCommand, EXIT, EXIT_CODES_EPILOG, runCommand, withGlobalOptions, type GlobalArgs } from "./common.js";
 
@@ -10,7 +11,7 @@ export const backupCommand = defineCommand<GlobalArgs>({
   describe: "Back up every configured service into a new checksummed set under the output root",
   builder: (y: Argv) =>
     withGlobalOptions(y).epilog(
-      `Writes <output>/.partial-<id>/, seals it with manifest.json, SHA256SUMS and manifest.sha256, renames it to <output>/<id>/ and then replaces latest.json. A failure in any service removes the staging directory and leaves earlier sets and latest.json untouched. With offsite destinations (pushAfterBackup, the default), the new set is then pushed to each; a failed push leaves the set in place and exits 5.\n\n${EXIT_CODES_EPILOG}`,
+      `Writes <output>/.partial-<id>/, seals it with manifest.json, SHA256SUMS and manifest.sha256, renames it to <output>/<id>/ and then replaces latest.json. A failure in any service removes the staging directory and leaves earlier sets and latest.json untouched. With offsite destinations (pushAfterBackup, the default), the new set is then pushed to each; a failed push leaves the set in place and exits 5.\n\nBounded by default: after each successful set the retention policy is applied — the config's "retention" section, or without one the default (${DEFAULT_RETENTION_TEXT}); "retention": "off" keeps every set. Every server command, tool step and phase has a deadline (config "timeouts").\n\n${EXIT_CODES_EPILOG}`,
     ),
   handler: (args: GlobalArgs) =>
     runCommand("backup", args, async ({ progress, signal, runner }) => {

@@ -19,6 +19,7 @@ export const checkCommand = defineCommand<GlobalArgs>({
       const report = await preflight(cfg);
       const failures = failureLines(report);
       for (const line of failures) process.stderr.write(`check failed: ${line}\n`);
+      for (const c of report.checks.filter((x) => x.ok && x.warning)) process.stderr.write(`check warning: ${c.service}: ${c.warning}\n`);
       const human = [
         `preflight: ${report.ok ? "ok" : `${failures.length} check(s) FAILED`}`,
         table(["result", "service", "check", "detail"], report.checks.map((c) => [c.ok ? "ok" : "FAIL", c.service, c.check, c.detail])),

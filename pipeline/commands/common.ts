@@ -3,6 +3,8 @@ import { loadConfig, OVERRIDES, type Config } from "../config.js";
 import { BackupDrillError, type FailureKind } from "../errors.js";
 import { silentProgress, stderrProgress, type Progress } from "../progress.js";
 import { stopAllServers } from "../throwaway/process.js";
+import { reapedLine, reapLeftovers } from "../throwaway/registry.js";
+import { configureTimeouts } from "../timeouts.js";
 
 /** Exit codes of backup, verify, restore-drill, prune, status (DESIGN.md). */
 export const EXIT = { ok: 0, operation: 1, input: 2, integrity: 3, locked: 4, offsite: 5 } as const;
@@ -17,8 +19,8 @@ export const EXIT_CODES_EPILOG = `Exit codes:
   0  success
   1  the operation failed (a tool failed, a service is unreachable)
   2  bad input: config, flags, secret references
-  3  integrity failure: checksum mismatch, a drill check failed
-  4  another run holds the lock on the output root
+  3  integrity failure: checksum mismatch, a drill check failed; or the output root is damaged (latest.json unreadable or malformed)
+  4  another run holds the lock on the output root, or the set is being drilled
   5  backup only: the set is complete and promoted, but pushing it to an offsite destination failed
   130/143  interrupted by SIGINT/SIGTERM (temporary servers stopped, staging removed)`;
 
@@ -52,7 +54,9 @@ export function withGlobalOptions<T>(y: Argv<T>): Argv<T & GlobalArgs> {
 }
 
 export function configFrom(args: GlobalArgs, opts: { resolveSecrets?: boolean } = {}): Config {
-  return loadConfig({ configPath: args.config, flags: args, ...opts });
+  const cfg = loadConfig({ configPath: args.config, flags: args, ...opts });
+  if (cfg.timeouts) configureTimeouts(cfg.timeouts);
+  return cfg;
 }
 
 /** Where this run happens, recorded in manifests and drill summaries: the Dagger toolbox sets BACKUP_DRILL_RUNNER=dagger. */
@@ -88,6 +92,9 @@ export async function runCommand(
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // What a killed run of any command left (throwaway servers, temp and staging dirs) goes first.
+  const reaped = reapedLine(reapLeftovers());
+  if (reaped) process.stderr.write(`backup-drill: ${reaped}\n`);
   let exitCode: number;
   try {
     const outcome = await fn({ progress, signal: abort.signal, runner: runnerName() });

@@ -25,7 +25,7 @@ export const restoreDrillCommand = defineCommand<DrillArgs>({
           "Drill into these servers instead of starting throwaway ones (postgres/redis/minio sections as in the config; the redis server must have been started on the set's dump.rdb). A configured backup source is refused.",
       })
       .epilog(
-        `Verifies the set's checksums first (a corrupt set exits 3 before anything is restored). Starts PostgreSQL, Redis and MinIO on free 127.0.0.1 ports, restores into them, runs the checks, writes restore-drill-summary.json (+ .sha256) into the set, and removes the servers — also on failure, Ctrl-C and SIGTERM.\n\nExit codes: 0 every check passed, 1 the drill could not run, 2 bad input (e.g. a source given as target), 3 a check failed or the set is corrupt, 130/143 interrupted.`,
+        `Verifies the set's checksums first (a corrupt set exits 3 before anything is restored). Starts PostgreSQL, Redis and MinIO on free 127.0.0.1 ports, restores into them, runs the checks, writes restore-drill-summary.json (one file carrying its own sha256, replaced atomically) into the set, and removes the servers — also on failure, Ctrl-C and SIGTERM; after a kill -9 they die with the process and the next run of any command reaps their temp dirs. Drills of one set run one at a time; prune leaves a set being drilled alone.\n\nExit codes: 0 every check passed, 1 the drill could not run (a server or tool stalled past its deadline, a tool failed), 2 bad input (e.g. a source given as target), 3 a check failed or the set is corrupt, 4 another drill of this set is running, 130/143 interrupted.`,
       ),
   handler: (args: DrillArgs) =>
     runCommand("restore-drill", args, async ({ progress, signal, runner }) => {

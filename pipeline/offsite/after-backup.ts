@@ -22,7 +22,7 @@ export async function pushAfterBackup(cfg: Config, set: { id: string; dir: strin
       out.push({ destination: dest.name, ok: false, error: errorMessage(err) });
       continue;
     }
-    if (dest.retention ?? cfg.retention) {
+    if ((dest.retention ?? cfg.retention) !== "off") {
       try {
         const r = await pruneDestination(dest, cfg, (opts.now ?? (() => new Date()))(), { dryRun: false, progress: opts.progress });
         for (const e of r.errors) opts.progress.warn(`prune ${dest.name}: ${e.id}: ${e.message}`);

@@ -1,4 +1,5 @@
 import { connect, type Socket } from "node:net";
+import { clientTimeouts } from "../timeouts.js";
 import { OperationError } from "../errors.js";
 
 export type RespError = { index: number; message: string };
@@ -57,11 +58,23 @@ export class RespPipe {
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     socket.on("error", (err) => this.#fail(err));
     socket.on("close", () => this.#fail(new Error("connection closed")));
+    // A batch whose replies stop coming (a stopped server, a black hole) fails instead of waiting forever.
+    const ms = clientTimeouts().redisCommandMs;
+    socket.setTimeout(ms, () => {
+      if (!this.#waiting) return;
+      this.#fail(new Error(`no reply within ${Math.round(ms / 1000)}s (timeouts.redisCommand)`));
+      socket.destroy();
+    });
   }
 
   static async open(host: string, port: number): Promise<RespPipe> {
+    const ms = clientTimeouts().connectMs;
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = connect({ host, port }, () => resolve(s));
+      const s = connect({ host, port, timeout: ms }, () => {
+        s.setTimeout(0);
+        resolve(s);
+      });
+      s.once("timeout", () => s.destroy(new Error(`cannot connect within ${Math.round(ms / 1000)}s (timeouts.connect)`)));
       s.once("error", reject);
     });
     return new RespPipe(socket);

@@ -1,15 +1,17 @@
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, readdir, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { checkpoint } from "../checkpoint.js";
 import type { Config, ToolPaths } from "../config.js";
-import { OperationError, UserError } from "../errors.js";
+import { OperationError, TimeoutError, UserError } from "../errors.js";
 import type { Progress } from "../progress.js";
 import { Secret, scrub } from "../secret.js";
 import type { SecretName, Step, ToolName } from "../step.js";
 import { resolveTool } from "../tools.js";
 import { humanBytes as human } from "../report.js";
+import { makeTempDir, removeTempDir } from "../throwaway/process.js";
+import { DEFAULT_TIMEOUTS_MS, type Timeouts } from "../timeouts.js";
+import { killGroup, spawnSupervised } from "./children.js";
 
 export type StepResult = {
   id: string;
@@ -49,7 +51,7 @@ export function mcHostSecret(endpoint: string, accessKey: Secret, secretKey: Sec
   }, "minio.endpoint+keys");
 }
 
-const STDERR_TAIL = 8 * 1024;
+const TAIL = 8 * 1024;
 
 async function bytesUnder(path: string): Promise<number> {
   try {
@@ -65,6 +67,46 @@ async function bytesUnder(path: string): Promise<number> {
   }
 }
 
+/**
+ * A progress counter of a process and its descendants: bytes passed to
+ * read/write (files, pipes, and sockets for tools that read them that way,
+ * like mc) from /proc/<pid>/io, plus — for single-threaded tools (pg_dump,
+ * pg_restore, redis-cli, whose sockets are read with recv) — how often the
+ * process woke from a wait (voluntary context switches): every reply from
+ * the server wakes it. A tool blocked on a stopped server or a black hole
+ * moves neither.
+ */
+export function treeIo(pid: number, depth = 0): number {
+  let total = 0;
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, "utf8");
+    for (const m of io.matchAll(/^(rchar|wchar): (\d+)$/gm)) total += Number(m[2]);
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    if (/^Threads:\s+1$/m.test(status)) total += Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+  if (depth > 4) return total;
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const kids = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+      for (const k of kids ? kids.split(" ") : []) total += treeIo(Number(k), depth + 1);
+    }
+  } catch {
+    // gone meanwhile
+  }
+  return total;
+}
+
+/** The lines of a tool's stderr that say why it failed (mc and pg_dump put the cause after a summary). */
+export function causeLines(stderr: string, stdout: string): string {
+  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  const causes = lines.filter((l) => /error|fatal|failed|cause|refused|denied|timeout|timed out|reset|broken pipe|no such/i.test(l));
+  const chosen = (causes.length > 0 ? causes : lines).slice(-3);
+  if (chosen.length > 0) return chosen.join(" | ");
+  return stdout.split("\n").map((l) => l.trim()).filter(Boolean).slice(-3).join(" | ");
+}
+
 export type HostRunnerOptions = {
   tools: ToolPaths;
   secrets: SecretBag;
@@ -72,6 +114,8 @@ export type HostRunnerOptions = {
   signal?: AbortSignal;
   /** Seconds between progress lines while a step runs. */
   heartbeatSeconds?: number;
+  /** Stall limits (timeouts.stall / restoreStall); default: the defaults. */
+  timeouts?: Pick<Timeouts, "stallMs" | "restoreStallMs">;
 };
 
 /**
@@ -86,20 +130,33 @@ export class HostRunner {
   constructor(opts: HostRunnerOptions) {
     this.#opts = opts;
     // mc writes its config on first use; keep it away from the user's ~/.mc.
-    this.#mcConfigDir = mkdtempSync(join(tmpdir(), "backup-drill-mc-"));
+    this.#mcConfigDir = makeTempDir("mc");
   }
 
   dispose(): void {
-    rmSync(this.#mcConfigDir, { recursive: true, force: true });
+    removeTempDir(this.#mcConfigDir);
   }
 
   binary(tool: ToolName): string {
     return resolveTool(tool, this.#opts.tools);
   }
 
-  async run(step: Step, cwd: string): Promise<StepResult> {
-    const { progress, secrets, signal } = this.#opts;
-    if (signal?.aborted) throw new OperationError(`${step.id}: cancelled`);
+  /**
+   * Run one step to completion. It is killed (its whole process group) when
+   * `signal` or the runner's signal fires, or when it stalls: no byte
+   * written or read by it or its workers, no output, for timeouts.stall
+   * (restoreStall for steps that wait on a server's work).
+   */
+  async run(step: Step, cwd: string, signal?: AbortSignal): Promise<StepResult> {
+    const { progress, secrets } = this.#opts;
+    const signals = [this.#opts.signal, signal].filter((s): s is AbortSignal => s !== undefined);
+    const aborted = () => signals.find((s) => s.aborted);
+    const cancelled = () => {
+      const reason = aborted()?.reason;
+      if (reason instanceof TimeoutError) return new TimeoutError(`${step.id}: ${reason.message}`, { cause: reason });
+      return reason instanceof OperationError ? new OperationError(`${step.id}: ${reason.message}`, { cause: reason }) : new OperationError(`${step.id}: cancelled`);
+    };
+    if (aborted()) throw cancelled();
     const env: NodeJS.ProcessEnv = { ...process.env, ...step.env };
     for (const [name, secretName] of Object.entries(step.secretEnv)) {
       const secret = secrets[secretName];
@@ -112,19 +169,32 @@ export class HostRunner {
       if (scrub(arg, allSecrets) !== arg) throw new OperationError(`${step.id}: refusing to put a secret on a command line`);
     }
     const bin = this.binary(step.argv[0]);
-    for (const out of step.outputs) await mkdir(dirname(join(cwd, out)), { recursive: true });
+    for (const out of step.outputs) {
+      const dir = dirname(join(cwd, out));
+      await mkdir(dir, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+        throw new OperationError(`${step.id}: cannot create ${dir}: ${err.code ?? err.message}`, { cause: err });
+      });
+    }
+    const timeouts = this.#opts.timeouts ?? DEFAULT_TIMEOUTS_MS;
+    const stallMs = step.waitsOnServerWork ? timeouts.restoreStallMs : timeouts.stallMs;
+    checkpoint(`before-step:${step.id}`);
     const started = Date.now();
     progress.info(`${step.id}: started`);
 
-    const child = spawn(bin, step.argv.slice(1), { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-    let tail = "";
-    const keep = (chunk: Buffer) => {
-      tail = (tail + chunk.toString("utf8")).slice(-STDERR_TAIL);
-    };
+    const child = spawnSupervised(bin, step.argv.slice(1), { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    let errTail = "";
+    let outTail = "";
+    let outputBytes = 0;
     const captured: Buffer[] = [];
-    if (step.captureStdout) child.stdout.on("data", (chunk: Buffer) => captured.push(chunk));
-    else child.stdout.on("data", keep);
-    child.stderr.on("data", keep);
+    child.stdout!.on("data", (chunk: Buffer) => {
+      outputBytes += chunk.length;
+      if (step.captureStdout) captured.push(chunk);
+      else outTail = (outTail + chunk.toString("utf8")).slice(-TAIL);
+    });
+    child.stderr!.on("data", (chunk: Buffer) => {
+      outputBytes += chunk.length;
+      errTail = (errTail + chunk.toString("utf8")).slice(-TAIL);
+    });
 
     const beat = setInterval(
       () => {
@@ -137,24 +207,48 @@ export class HostRunner {
     );
     beat.unref();
 
-    const onAbort = () => {
-      child.kill("SIGTERM");
-      setTimeout(() => child.kill("SIGKILL"), 5000).unref();
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
+    // Stall detection: the process tree's I/O counters plus its output, sampled often.
+    let stalled: string | undefined;
+    let lastProgress = -1;
+    let lastChange = Date.now();
+    const watch = setInterval(
+      () => {
+        const now = child.pid !== undefined ? treeIo(child.pid) + outputBytes : outputBytes;
+        if (now !== lastProgress) {
+          lastProgress = now;
+          lastChange = Date.now();
+          return;
+        }
+        if (Date.now() - lastChange >= stallMs && stalled === undefined) {
+          const waited = step.waitsFor ? `; it was waiting for ${step.waitsFor}` : "";
+          stalled = `${step.argv[0]} made no progress for ${Math.round(stallMs / 1000)}s (nothing written or read; timeouts.${step.waitsOnServerWork ? "restoreStall" : "stall"}), killed it${waited}`;
+          progress.warn(`${step.id}: ${stalled}`);
+          killGroup(child);
+        }
+      },
+      Math.max(100, Math.min(1000, Math.floor(stallMs / 4))),
+    );
+    watch.unref();
+
+    const onAbort = () => killGroup(child);
+    for (const s of signals) s.addEventListener("abort", onAbort, { once: true });
+    checkpoint(`step:${step.id}`);
 
     const exitCode = await new Promise<number>((resolvePromise, reject) => {
       child.on("error", (err) => reject(new OperationError(`${step.id}: cannot start ${step.argv[0]}: ${err.message}`, { cause: err })));
-      child.on("close", (code, sig) => resolvePromise(code ?? (sig ? 128 + 15 : 1)));
+      child.on("close", (code, sig) => resolvePromise(code ?? (sig ? 128 + (sig === "SIGKILL" ? 9 : 15) : 1)));
     }).finally(() => {
       clearInterval(beat);
-      signal?.removeEventListener("abort", onAbort);
+      clearInterval(watch);
+      for (const s of signals) s.removeEventListener("abort", onAbort);
     });
     const durationMs = Date.now() - started;
-    if (signal?.aborted) throw new OperationError(`${step.id}: cancelled`);
+    if (stalled) throw new TimeoutError(`${step.id}: ${stalled}`);
+    if (aborted()) throw cancelled();
     if (exitCode !== 0) {
-      const detail = scrub(tail.trim(), allSecrets).split("\n").slice(-5).join(" | ");
-      throw new OperationError(`${step.id}: ${step.argv[0]} exited with code ${exitCode}${detail ? `: ${detail}` : ""}`);
+      const detail = scrub(causeLines(errTail, outTail), allSecrets);
+      const peer = step.waitsFor ? ` (talking to ${step.waitsFor})` : "";
+      throw new OperationError(`${step.id}: ${step.argv[0]} exited with code ${exitCode}${peer}${detail ? `: ${detail}` : ""}`);
     }
     progress.info(`${step.id}: done in ${(durationMs / 1000).toFixed(1)}s`);
     return {

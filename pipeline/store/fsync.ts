@@ -1,41 +1,92 @@
-import { open, readdir, rename } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { open, readdir, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { OperationError } from "../errors.js";
+
+/** An error of a file operation as one line naming the path: "<path>: cannot write: ENOSPC (no space left on device)". */
+export function fileError(path: string, verb: string, err: unknown): OperationError {
+  const e = err as NodeJS.ErrnoException;
+  const why = e.code ? `${e.code}${e.message ? ` (${e.message.replace(/^[A-Z]+: /, "").replace(/, \w+ '.*'$/, "")})` : ""}` : String(e.message ?? err);
+  return new OperationError(`${path}: cannot ${verb}: ${why}`, { cause: err });
+}
+
+async function named<T>(path: string, verb: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof OperationError) throw err;
+    throw fileError(path, verb, err);
+  }
+}
 
 /** fsync a directory so a rename or create inside it survives a crash. */
 export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await named(dir, "fsync", async () => {
+    const fh = await open(dir, "r");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  });
 }
 
 export async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await named(path, "fsync", async () => {
+    const fh = await open(path, "r");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  });
 }
 
-/** Write and fsync a file (not atomic: for files inside a staging directory). */
+/** Write and fsync a file (not atomic: for files inside a staging directory). Errors name the path. */
 export async function writeFileDurable(path: string, data: string | Uint8Array): Promise<void> {
-  const fh = await open(path, "w", 0o644);
+  await named(path, "write", async () => {
+    const fh = await open(path, "w", 0o644);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  });
+}
+
+const TEMP_PATTERN = /^\.(.+)\.(\d+)\.[0-9a-z]+\.tmp$/;
+
+/** A temp file of writeFileAtomic whose writer is gone (prune removes these). */
+export function isStaleTempFile(name: string): boolean {
+  const m = TEMP_PATTERN.exec(name);
+  if (!m) return false;
+  const pid = Number(m[2]);
+  if (pid === process.pid) return false;
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "EPERM";
   }
 }
 
-/** Replace a file atomically: write a temp file beside it, fsync, rename, fsync the directory. */
+/**
+ * Replace a file atomically: write a temp file beside it, fsync, rename,
+ * fsync the directory. On failure the temp file is removed and the error
+ * names the file (and the temp file when that is where it failed).
+ */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${process.pid}.${Date.now()}.tmp-${Math.random().toString(36).slice(2)}`);
-  await writeFileDurable(tmp, data);
-  await rename(tmp, path);
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+  try {
+    await writeFileDurable(tmp, data);
+    await named(path, "replace", () => rename(tmp, path));
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => {});
+    if (err instanceof OperationError && err.message.startsWith(tmp)) {
+      throw new OperationError(`${path}: cannot write (temp file ${basename(tmp)}, removed): ${err.message.slice(tmp.length + 2)}`, { cause: err });
+    }
+    throw err;
+  }
   await fsyncDir(dirname(path));
 }
 
@@ -45,7 +96,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
  */
 export async function fsyncTree(root: string, opts: { files?: boolean; concurrency?: number } = {}): Promise<void> {
   const concurrency = opts.concurrency ?? 16;
-  const entries = await readdir(root, { withFileTypes: true, recursive: true });
+  const entries = await named(root, "list", () => readdir(root, { withFileTypes: true, recursive: true }));
   const paths = entries.filter((e) => e.isDirectory() || ((opts.files ?? true) && e.isFile())).map((e) => join(e.parentPath, e.name));
   paths.push(root);
   let next = 0;

@@ -1,8 +1,9 @@
 import { chmod, cp, mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import { checkpoint } from "../checkpoint.js";
 import { IntegrityError, OperationError, UserError } from "../errors.js";
-import { fsyncDir, fsyncTree, writeFileAtomic } from "./fsync.js";
+import { fileError, fsyncDir, fsyncTree, writeFileAtomic } from "./fsync.js";
 import { PARTIAL_PREFIX, isSetId, setIdFor } from "./ids.js";
 
 export const LATEST_FILE = "latest.json";
@@ -19,7 +20,9 @@ export type Staged = { id: string; dir: string };
 
 /** Create `.partial-<id>/` for a new set; the id is the start time, with -N if that second is taken. */
 export async function stageSet(root: string, startedAt: Date): Promise<Staged> {
-  await mkdir(root, { recursive: true });
+  await mkdir(root, { recursive: true }).catch((err) => {
+    throw fileError(root, "create the output root", err);
+  });
   const base = setIdFor(startedAt);
   for (let n = 0; n < 1000; n++) {
     const id = n === 0 ? base : `${base}-${n}`;
@@ -29,7 +32,7 @@ export async function stageSet(root: string, startedAt: Date): Promise<Staged> {
       await mkdir(dir);
       return { id, dir };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw fileError(dir, "create", err);
     }
   }
   throw new OperationError(`${root}: cannot find a free set id for ${base}`);
@@ -52,10 +55,19 @@ export async function promoteSet(root: string, staged: Staged, manifestSha256: s
   const finalDir = join(root, staged.id);
   await normalizeModes(staged.dir);
   await fsyncDir(staged.dir);
-  await moveDir(staged.dir, finalDir, root);
-  await fsyncDir(root);
+  checkpoint("promote:rename");
+  await moveDir(staged.dir, finalDir, root).catch((err) => {
+    throw fileError(`${staged.dir} -> ${finalDir}`, "rename", err);
+  });
   const latest: Latest = { id: staged.id, path: finalDir, completedAt: completedAt.toISOString(), manifestSha256 };
-  await writeFileAtomic(join(root, LATEST_FILE), `${JSON.stringify(latest, null, 2)}\n`);
+  try {
+    await fsyncDir(root);
+    checkpoint(`promote:${LATEST_FILE}`);
+    await writeFileAtomic(join(root, LATEST_FILE), `${JSON.stringify(latest, null, 2)}\n`);
+  } catch (err) {
+    // The set is complete and valid where it is; only the pointer is old.
+    throw new NotPromotedError(staged.id, finalDir, err);
+  }
   return latest;
 }
 
@@ -107,21 +119,43 @@ export async function moveDir(from: string, to: string, root: string): Promise<v
   await rm(from, { recursive: true, force: true });
 }
 
+/** The set was sealed and renamed into place, but latest.json could not be replaced. */
+export class NotPromotedError extends OperationError {
+  readonly setDir: string;
+  constructor(id: string, dir: string, cause: unknown) {
+    super(`set ${id} is sealed at ${dir} but NOT promoted: ${(cause as Error).message}; latest.json still names the previous set (the set is complete: verify and restore-drill take --set ${id})`, { cause });
+    this.setDir = dir;
+    this.name = "NotPromotedError";
+  }
+}
+
 /** Remove a staging directory after a failed run. */
 export async function discardStaged(staged: Staged): Promise<void> {
   await rm(staged.dir, { recursive: true, force: true });
 }
 
 export async function readLatest(root: string): Promise<Latest | undefined> {
+  const path = join(root, LATEST_FILE);
+  const damaged = (what: string) =>
+    new IntegrityError(`${path}: ${what}; the output root is damaged: fix or remove latest.json (the next backup rewrites it; --set ID still works)`);
   let text: string;
   try {
-    text = await readFile(join(root, LATEST_FILE), "utf8");
+    text = await readFile(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new OperationError(`${join(root, LATEST_FILE)}: cannot read: ${(err as Error).message}`);
+    throw damaged(`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const parsed = LatestSchema.safeParse(JSON.parse(text));
-  if (!parsed.success) throw new IntegrityError(`${join(root, LATEST_FILE)}: malformed`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw damaged(`not valid JSON (${(err as Error).message})`);
+  }
+  const parsed = LatestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw damaged(`malformed: ${issue.path.join(".") || "(top level)"}: ${issue.message}`);
+  }
   return parsed.data;
 }
 

@@ -1,9 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { OperationError } from "../errors.js";
+import { killGroup, processStartTime, spawnSupervised } from "../runners/children.js";
+import { register, type Registration } from "./registry.js";
 
 /**
  * Throwaway servers: started on a free loopback port in a temp directory,
@@ -35,11 +37,11 @@ export async function stopAllServers(): Promise<void> {
 process.on("exit", () => {
   for (const [pid, s] of live) {
     try {
-      process.kill(pid, "SIGKILL");
+      process.kill(-pid, "SIGKILL");
     } catch {
       // already gone
     }
-    rmSync(s.dir, { recursive: true, force: true });
+    removeTempDir(s.dir);
   }
 });
 
@@ -55,8 +57,52 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export function makeTempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `backup-drill-${prefix}-`));
+const tempDirs = new Map<string, Registration>();
+
+/** Can `uid`/`gid` walk into `path` (execute permission on it and every ancestor)? */
+export function reachableBy(path: string, who: { uid: number; gid: number }): { ok: true } | { ok: false; blocker: string; mode: string } {
+  if (who.uid === 0) return { ok: true };
+  for (let p = path; ; p = dirname(p)) {
+    let st;
+    try {
+      st = statSync(p);
+    } catch {
+      return { ok: false, blocker: p, mode: "missing" };
+    }
+    const bit = st.uid === who.uid ? 0o100 : st.gid === who.gid ? 0o010 : 0o001;
+    if ((st.mode & bit) === 0) return { ok: false, blocker: p, mode: (st.mode & 0o777).toString(8).padStart(4, "0") };
+    if (dirname(p) === p) return { ok: true };
+  }
+}
+
+/**
+ * Where throwaway servers' temp dirs go: $TMPDIR, unless the server runs as
+ * another user (PostgreSQL as `postgres` when we are root) who cannot reach
+ * it (a private 0700 TMPDIR): then /var/tmp or /tmp. When none is reachable
+ * the error names the directory in the way.
+ */
+export function tempBaseFor(who?: { uid: number; gid: number; name: string }): string {
+  const base = tmpdir();
+  if (!who) return base;
+  const first = reachableBy(base, who);
+  if (first.ok) return base;
+  for (const alt of ["/var/tmp", "/tmp"]) if (reachableBy(alt, who).ok) return alt;
+  throw new OperationError(
+    `the ${who.name} user cannot reach the temp dir ${base}: ${first.blocker} is mode ${first.mode}; set TMPDIR to a directory ${who.name} can reach (e.g. /tmp) or chmod o+x ${first.blocker}`,
+  );
+}
+
+/** A registered temp dir (reaped by the next run if this one is killed); remove it with removeTempDir. */
+export function makeTempDir(prefix: string, who?: { uid: number; gid: number; name: string }): string {
+  const dir = mkdtempSync(join(tempBaseFor(who), `backup-drill-${prefix}-`));
+  tempDirs.set(dir, register({ kind: "temp-dir", what: `temp dir (${prefix})`, path: dir }));
+  return dir;
+}
+
+export function removeTempDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  tempDirs.get(dir)?.release();
+  tempDirs.delete(dir);
 }
 
 export type SpawnServerOptions = {
@@ -92,7 +138,7 @@ export async function spawnServer(opts: SpawnServerOptions): Promise<ServerProce
   const logFd = openSync(logPath, "a", 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(opts.bin, opts.args, {
+    child = spawnSupervised(opts.bin, opts.args, {
       cwd: opts.dir,
       env: opts.env ?? process.env,
       stdio: [opts.stdin !== undefined ? "pipe" : "ignore", logFd, logFd],
@@ -114,14 +160,16 @@ export async function spawnServer(opts: SpawnServerOptions): Promise<ServerProce
   });
   const pid = child.pid;
   if (pid === undefined) {
-    rmSync(opts.dir, { recursive: true, force: true });
+    removeTempDir(opts.dir);
     throw new OperationError(`${opts.name}: cannot start ${opts.bin}`);
   }
+  const registration = register({ kind: "server", what: opts.name, path: opts.dir, pid, start: processStartTime(pid) });
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       if (!exited) {
+        child.kill("SIGCONT"); // a stopped server cannot shut down
         child.kill(opts.stopSignal);
         let timer: NodeJS.Timeout | undefined;
         const killed = await Promise.race([
@@ -130,12 +178,13 @@ export async function spawnServer(opts: SpawnServerOptions): Promise<ServerProce
         ]);
         clearTimeout(timer);
         if (!killed) {
-          child.kill("SIGKILL");
+          killGroup(child);
           await exitPromise;
         }
       }
       live.delete(pid);
-      rmSync(opts.dir, { recursive: true, force: true });
+      removeTempDir(opts.dir);
+      registration.release();
     })();
     return stopping;
   };

@@ -8,7 +8,8 @@ import { Secret } from "../secret.js";
 import { resolveTool } from "../tools.js";
 import { connectPostgres } from "../../probes/postgres.js";
 import { connectRedis, parseInfo } from "../../probes/redis.js";
-import { freePort, makeTempDir, spawnServer, type ServerProcess } from "./process.js";
+import { runSupervised } from "../runners/children.js";
+import { freePort, makeTempDir, removeTempDir, spawnServer, type ServerProcess } from "./process.js";
 import { randomBytes } from "node:crypto";
 
 const execFileAsync = promisify(execFile);
@@ -56,20 +57,20 @@ export async function startPostgres(opts: PostgresServerOptions): Promise<Postgr
   const password = opts.password ?? randomPassword();
   const owner = postgresUser();
   return withPortRetry(async (port) => {
-    const dir = makeTempDir("pg");
+    const dir = makeTempDir("pg", owner ? { ...owner, name: "postgres" } : undefined);
     const data = join(dir, "data");
     const pwfile = join(dir, "pwfile");
     try {
       mkdirSync(data, { mode: 0o700 });
       writeFileSync(pwfile, `${password.reveal()}\n`, { mode: 0o600 });
       if (owner) for (const p of [dir, data, pwfile]) chownSync(p, owner.uid, owner.gid);
-      await execFileAsync(
+      await runSupervised(
         initdb,
         ["-D", data, "--username=postgres", `--pwfile=${pwfile}`, "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions"],
-        { cwd: dir, ...(owner ?? {}), timeout: 120_000 },
+        { cwd: dir, ...(owner ?? {}), timeoutMs: 120_000 },
       );
     } catch (err) {
-      rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
       throw new OperationError(`throwaway postgres: initdb failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
     } finally {
       rmSync(pwfile, { force: true });
