@@ -191,7 +191,8 @@ async function seedVersionedBucket(client: Minio.Client, objects: SeededObject[]
   });
 }
 
-export async function seedMinio(client: Minio.Client, opts: { largeBytes?: number } = {}): Promise<{ objects: SeededObject[]; rejected: string[] }> {
+/** `versioned: false` leaves out the versioned bucket (for a server without versioning, e.g. Versity Gateway without --versioning-dir). */
+export async function seedMinio(client: Minio.Client, opts: { largeBytes?: number; versioned?: boolean } = {}): Promise<{ objects: SeededObject[]; rejected: string[] }> {
   const objects: SeededObject[] = [];
   const rejected: string[] = [];
   const put = async (bucket: string, key: string, body: Buffer, meta: Record<string, string>, tags?: Record<string, string>) => {
@@ -239,7 +240,7 @@ export async function seedMinio(client: Minio.Client, opts: { largeBytes?: numbe
   for (let i = 0; i < large.length; i += 4) large.writeUInt32LE(Math.floor(r() * 2 ** 32), i);
   // minio-js uploads anything above its part size in parts: the sandbox client uses 5 MiB parts.
   await put("assets", "videos/intro.mp4", large, { "Content-Type": "video/mp4", "X-Amz-Meta-Duration": "93s" });
-  await seedVersionedBucket(client, objects);
+  if (opts.versioned ?? true) await seedVersionedBucket(client, objects);
   for (let i = 0; i < 40; i++) {
     await put("logs", `2026/11/${String(1 + (i % 28)).padStart(2, "0")}/app-${i}.log`, Buffer.from(`line ${i}\n`.repeat(50 + i)), {
       "Content-Type": "text/plain",

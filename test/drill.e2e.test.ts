@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +14,7 @@ import { silentProgress } from "../pipeline/progress.js";
 import { SANDBOX_SANITY_QUERIES, sandboxConfig } from "../pipeline/sandbox.js";
 import { SEED_FUNCTION_LIBRARY } from "../pipeline/seed.js";
 import { BIN, REPO, runCli } from "./cli.js";
-import { isDescendant, processesUnder, serversUnder } from "./procs.js";
+import { backupDrillTempDirs, isDescendant, processesUnder, serversUnder } from "./procs.js";
 import { secretEnv, secretValues, useServers, useTempDir, writeCliConfig } from "./services/index.js";
 
 const servers = useServers();
@@ -22,7 +22,7 @@ const tmp = useTempDir("drill");
 
 /** backup-drill temp dirs (server data, mc config) in this test's own TMPDIR, where every one the CLI makes goes. */
 function tempDirs(): string[] {
-  return readdirSync(tmpdir()).filter((n) => n.startsWith("backup-drill-"));
+  return backupDrillTempDirs(tmpdir());
 }
 
 /** Processes still running that this test's CLI started: they inherited its TMPDIR or run in it. */

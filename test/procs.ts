@@ -3,7 +3,8 @@
  * a CLI it spawned, and whatever runs in, names, or inherited its TMPDIR. A
  * second test run or any other program on the machine matches neither.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
 
 export type OwnProcess = { pid: number; cmd: string; cwd: string };
 
@@ -125,4 +126,37 @@ export function isDescendant(pid: number, root: number): boolean {
 /** Direct children of `pid` (for instance the fork of a Redis server that is writing a BGSAVE). */
 export function childrenOf(pid: number): number[] {
   return pids().filter((p) => parentOf(p) === pid);
+}
+
+/** The registry of what runs leave (pipeline/throwaway/registry.ts): it may stay in a TMPDIR, but only empty. */
+export const REGISTRY_DIR = "backup-drill-registry";
+
+/**
+ * backup-drill temp dirs left in `dir` (server data, mc config, staging), as
+ * "name" or, for a registry that still holds entries, "name: entries". An
+ * empty registry is not a leftover; one holding an entry is (something was
+ * registered and neither released nor reaped).
+ */
+export function backupDrillTempDirs(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const n of readdirSync(dir).filter((x) => x.startsWith("backup-drill-"))) {
+    if (n !== REGISTRY_DIR) out.push(n);
+    else {
+      const entries = readdirSync(join(dir, n));
+      if (entries.length > 0) out.push(`${n}: ${entries.join(", ")}`);
+    }
+  }
+  return out;
+}
+
+/** Is `pid` the watchdog (pipeline/runners/watchdog.cjs) of the process `parent`? It lives as long as its parent, by design. */
+export function isWatchdogOf(pid: number, cmd: string, parent: number): boolean {
+  if (!cmd.endsWith("runners/watchdog.cjs")) return false;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === parent;
+  } catch {
+    return false;
+  }
 }

@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO } from "./cli.js";
-import { processesUnder } from "./procs.js";
+import { backupDrillTempDirs, processesUnder } from "./procs.js";
 import { requireTools, useTempDir } from "./services/index.js";
 
 const tmp = useTempDir("sandbox");
@@ -47,7 +47,7 @@ describe("npm run sandbox", () => {
     const latest = JSON.parse(readFileSync(join(output, "latest.json"), "utf8"));
     expect(latest.id).toBe(doc.backup.id);
     // The servers are stopped and their temp directories gone: both would be in this test's own TMPDIR.
-    expect(readdirSync(tmpdir()).filter((n) => n.startsWith("backup-drill-"))).toEqual([]);
+    expect(backupDrillTempDirs(tmpdir())).toEqual([]);
     expect(processesUnder(tmpdir()).map((p) => `${p.pid} ${p.cmd}`)).toEqual([]);
   });
 });

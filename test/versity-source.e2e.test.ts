@@ -27,7 +27,8 @@ describe("a bucket served by Versity Gateway", () => {
   beforeAll(async () => {
     requireTools();
     [source, target] = await Promise.all([startVersity({ tools: {} }), startVersity({ tools: {} })]);
-    seeded = await seedMinio(minioClient({ ...source, region: "us-east-1" }, { partSize: 5 * 1024 * 1024 }));
+    // Versity keeps versions only with --versioning-dir: this source has none, so no versioned bucket.
+    seeded = await seedMinio(minioClient({ ...source, region: "us-east-1" }, { partSize: 5 * 1024 * 1024 }), { versioned: false });
     config = join(tmp(), "config.json");
     writeFileSync(config, JSON.stringify({ output: output(), minio: { endpoint: source.endpoint, accessKey: "env:SRC_ACCESS", secretKey: "env:SRC_SECRET" } }));
     env = { SRC_ACCESS: source.accessKey.reveal(), SRC_SECRET: source.secretKey.reveal(), TGT_ACCESS: target.accessKey.reveal(), TGT_SECRET: target.secretKey.reveal() };

@@ -7,10 +7,10 @@
  * running process: a leak fails the test that caused it, and its processes
  * (ours by construction: they run in, or inherited, this TMPDIR) are killed.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { basename, join } from "node:path";
 import { afterAll, afterEach, beforeEach, expect, inject } from "vitest";
-import { processesUnder } from "../procs.js";
+import { backupDrillTempDirs, isWatchdogOf, processesUnder } from "../procs.js";
 
 const root = inject("tmpRoot");
 const outerTmp = inject("outerTmp");
@@ -25,10 +25,15 @@ function makeTmp(parent: string, prefix: string): string {
   return dir;
 }
 
-/** backup-drill temp dirs and running processes left in `dir`; kills the processes. */
+/**
+ * backup-drill temp dirs and running processes left in `dir`; kills the
+ * processes. This worker's own watchdog lives as long as the worker and is
+ * not a leftover; an empty registry is not either (see backupDrillTempDirs).
+ */
 export function leftovers(dir: string): string[] {
-  const found = existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith("backup-drill-")).map((n) => `temp dir ${join(dir, n)}`) : [];
+  const found = backupDrillTempDirs(dir).map((n) => `temp dir ${join(dir, n)}`);
   for (const p of processesUnder(dir)) {
+    if (isWatchdogOf(p.pid, p.cmd, process.pid)) continue;
     found.push(`process ${p.pid} still running: ${p.cmd}`);
     try {
       process.kill(p.pid, "SIGKILL");
