@@ -6,13 +6,17 @@ export const BIN = fileURLToPath(new URL("../bin/backup-drill.js", import.meta.u
 
 export type CliResult = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; pid: number };
 
+export type RunOptions = { env?: Record<string, string>; cwd?: string; onSpawn?: (pid: number) => void };
+
 /** Run the real CLI as a child process. */
-export function runCli(
-  args: string[],
-  opts: { env?: Record<string, string>; cwd?: string; onSpawn?: (pid: number) => void } = {},
-): Promise<CliResult> {
+export function runCli(args: string[], opts: RunOptions = {}): Promise<CliResult> {
+  return runProgram(process.execPath, [BIN, ...args], opts);
+}
+
+/** Run any program from the repository root, collecting its output. */
+export function runProgram(file: string, args: string[], opts: RunOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(file, args, {
       cwd: opts.cwd ?? REPO,
       env: { ...process.env, ...opts.env },
       stdio: ["ignore", "pipe", "pipe"],

@@ -6,6 +6,7 @@ import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { generateX25519Identity, identityToRecipient } from "age-encryption";
 import { describe, expect, it } from "vitest";
+import { useTempDir } from "./services/index.js";
 import { parseListPage } from "../probes/s3-list.js";
 import { loadConfig } from "../pipeline/config.js";
 import { UserError } from "../pipeline/errors.js";
@@ -234,9 +235,9 @@ describe("age encryption", () => {
 });
 
 describe("offsite config", () => {
-  const dir = mkdtempSync(join(tmpdir(), "backup-drill-offsite-cfg-"));
+  const dir = useTempDir("offsite-cfg");
   const load = (offsite: unknown) => {
-    const path = join(dir, `c${Math.random().toString(36).slice(2)}.json`);
+    const path = join(dir(), `c${Math.random().toString(36).slice(2)}.json`);
     writeFileSync(path, JSON.stringify({ offsite }));
     return () => loadConfig({ configPath: path, env: { K: "k", S: "s" }, resolveSecrets: true });
   };
@@ -260,8 +261,8 @@ describe("offsite config", () => {
   });
 
   it("push without a destination, or naming an unknown one, exits 2 with one line", async () => {
-    const path = join(dir, "one.json");
-    writeFileSync(path, JSON.stringify({ output: join(dir, "out"), offsite: { destinations: { b2: dest } } }));
+    const path = join(dir(), "one.json");
+    writeFileSync(path, JSON.stringify({ output: join(dir(), "out"), offsite: { destinations: { b2: dest } } }));
     const r = await runCli(["push", "--config", path, "--to", "s3"], { env: { K: "k", S: "s" } });
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe('backup-drill push: error: --to: no offsite destination "s3" (configured: b2)');

@@ -1,25 +1,14 @@
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { REPO } from "./cli.js";
+import { runProgram } from "./cli.js";
 import { backupDrillTempDirs, processesUnder } from "./procs.js";
 import { requireTools, useTempDir } from "./services/index.js";
 
 const tmp = useTempDir("sandbox");
 
-function npmRun(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("npm", ["run", "--silent", ...args], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const npmRun = (args: string[]) => runProgram("npm", ["run", "--silent", ...args]);
 
 describe("npm run sandbox", () => {
   it("starts throwaway servers, seeds them, backs up, verifies and drills, then stops them", async () => {

@@ -1,9 +1,8 @@
-import { spawn } from "node:child_process";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BACKUPS, CLI, RUNNER_ENV } from "../src/toolbox.js";
-import { BIN, REPO } from "./cli.js";
+import { BIN, runProgram } from "./cli.js";
 import { requireTools, useTempDir } from "./services/index.js";
 
 /**
@@ -17,21 +16,8 @@ import { requireTools, useTempDir } from "./services/index.js";
 
 const tmp = useTempDir("toolbox-cli");
 
-function runAsToolbox(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("sh", ["-c", 'umask 022 && exec "$@"', "sh", process.execPath, BIN, ...args], {
-      cwd: REPO,
-      env: { ...process.env, [RUNNER_ENV]: "dagger" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The CLI with the toolbox's environment and umask. */
+const runAsToolbox = (args: string[]) => runProgram("sh", ["-c", 'umask 022 && exec "$@"', "sh", process.execPath, BIN, ...args], { env: { [RUNNER_ENV]: "dagger" } });
 
 describe("the CLI as the Dagger toolbox runs it", () => {
   it("sandbox: the set and its drill say runner dagger, and every directory is 0755 and every file 0644", async () => {

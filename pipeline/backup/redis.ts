@@ -16,7 +16,7 @@ import { OperationError } from "../errors.js";
 import { hashUnder } from "../hash.js";
 import type { RedisFacts } from "../manifest.js";
 import { REDIS_RDB, planRedis } from "../plan.js";
-import { HostRunner, secretBagFromConfig, type StepResult } from "../runners/host.js";
+import type { StepResult } from "../runners/host.js";
 import { startRedis } from "../throwaway/servers.js";
 import { phase, type ServiceBackupContext, type ServiceBackupResult } from "./context.js";
 
@@ -87,25 +87,15 @@ export async function backupRedis(ctx: ServiceBackupContext): Promise<ServiceBac
     ctx.progress.info(`redis: server ${server.version} (${server.role}), ${server.keyspace.reduce((a, k) => a + k.keys, 0)} keys; pulling one snapshot`);
     // The pull has its own deadline (redis.bgsaveTimeout) on top of the backup's cancellation.
     const deadline = AbortSignal.timeout(src.bgsaveTimeoutMs);
-    const runner = new HostRunner({
-      tools: ctx.cfg.tools,
-      secrets: secretBagFromConfig(ctx.cfg),
-      progress: ctx.progress,
-      signal: AbortSignal.any([ctx.signal, deadline]),
-    });
-    try {
-      for (const step of planRedis(src, { version: server.version }, { host: src.host, port: src.port })) {
-        steps.push(
-          await runner.run(step, ctx.setDir).catch((err: unknown) => {
-            if (deadline.aborted && !ctx.signal.aborted) {
-              throw new OperationError(`redis snapshot: not complete within ${Math.round(src.bgsaveTimeoutMs / 1000)}s (redis.bgsaveTimeout)`, { cause: err });
-            }
-            throw err;
-          }),
-        );
-      }
-    } finally {
-      runner.dispose();
+    for (const step of planRedis(src, { version: server.version }, { host: src.host, port: src.port })) {
+      steps.push(
+        await ctx.runner.run(step, ctx.setDir, deadline).catch((err: unknown) => {
+          if (deadline.aborted && !ctx.signal.aborted) {
+            throw new OperationError(`redis snapshot: not complete within ${Math.round(src.bgsaveTimeoutMs / 1000)}s (redis.bgsaveTimeout)`, { cause: err });
+          }
+          throw err;
+        }),
+      );
     }
     pulledAt = new Date();
   } finally {

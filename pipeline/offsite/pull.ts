@@ -1,6 +1,7 @@
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { IntegrityError, OperationError } from "../errors.js";
+import { pidAlive } from "../store/lock.js";
 import type { Progress } from "../progress.js";
 import type { Secret } from "../secret.js";
 import { insideDir } from "../../probes/minio.js";
@@ -40,14 +41,6 @@ export async function reapPulls(output: string): Promise<string[]> {
   return reaped;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /**
  * Download a complete copy into <output>/.pull-<set id>-<pid>/<set id>/,

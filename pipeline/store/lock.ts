@@ -7,7 +7,8 @@ export const LOCK_FILE = ".lock";
 
 export type LockInfo = { pid: number; host: string; startedAt: string; command: string };
 
-function pidAlive(pid: number): boolean {
+/** Is a process with this pid alive (possibly someone else's)? */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -80,7 +80,8 @@ export async function startPostgres(opts: PostgresServerOptions): Promise<Postgr
     const settings = [
       `listen_addresses=127.0.0.1`,
       `port=${port}`,
-      `unix_socket_directories=${dir}`,
+      // TCP only: a Unix socket path under a long TMPDIR exceeds the 107-byte limit and the server refuses to start.
+      "unix_socket_directories=",
       ...(opts.fast ? ["fsync=off", "synchronous_commit=off", "full_page_writes=off"] : []),
     ];
     const target = { host: "127.0.0.1", port, user: "postgres", password };

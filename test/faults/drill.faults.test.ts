@@ -57,7 +57,7 @@ describe("restore-drill: killed, stopped, raced", () => {
         return "killed";
       },
     });
-    expect(r.signal).toBe("SIGKILL");
+    expect(r.signal, r.stderr).toBe("SIGKILL");
     expect(running.length, r.stderr).toBeGreaterThan(0);
     expect(await settleProcesses(3000, tmp())).toEqual([]);
     expect(tmpLeftovers(tmp()).dirs.length).toBeGreaterThan(0); // the killed run's temp dirs, until the next run
@@ -81,7 +81,7 @@ describe("restore-drill: killed, stopped, raced", () => {
         return "killed";
       },
     });
-    expect(r.signal).toBe("SIGKILL");
+    expect(r.signal, r.stderr).toBe("SIGKILL");
     expect(restoring).toBeGreaterThan(0);
     expect(await settleProcesses(3000, tmp(), join(root, setId))).toEqual([]);
     await nextCommandReaps(r.pid);
@@ -176,7 +176,7 @@ describe("the drill record never locks a good set out", () => {
         return "killed";
       },
     });
-    expect(r.signal).toBe("SIGKILL");
+    expect(r.signal, r.stderr).toBe("SIGKILL");
     const v = await runCli(["verify", "--config", config, "--set", setId, "--json"], { env });
     expect(v.code, v.stderr).toBe(0);
     await drillPasses();
@@ -229,7 +229,7 @@ describe("restore into real servers: killed", () => {
       },
     });
     try {
-      expect(r.signal).toBe("SIGKILL");
+      expect(r.signal, r.stderr).toBe("SIGKILL");
       expect(restoring).toBeGreaterThan(0);
       expect(await settleProcesses(3000, join(root, setId))).toEqual([]);
     } finally {

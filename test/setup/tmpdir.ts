@@ -29,11 +29,18 @@ function makeTmp(parent: string, prefix: string): string {
  * backup-drill temp dirs and running processes left in `dir`; kills the
  * processes. This worker's own watchdog lives as long as the worker and is
  * not a leftover; an empty registry is not either (see backupDrillTempDirs).
+ * The watchdog of a CLI that just exited gets a moment to notice and exit
+ * (it does on end-of-file of its stdin); nothing else does.
  */
-export function leftovers(dir: string): string[] {
+export async function leftovers(dir: string): Promise<string[]> {
+  const foreign = () => processesUnder(dir).filter((p) => !isWatchdogOf(p.pid, p.cmd, process.pid));
+  let procs = foreign();
+  for (let waited = 0; procs.length > 0 && procs.every((p) => p.cmd.endsWith("runners/watchdog.cjs")) && waited < 2000; waited += 100) {
+    await new Promise((r) => setTimeout(r, 100));
+    procs = foreign();
+  }
   const found = backupDrillTempDirs(dir).map((n) => `temp dir ${join(dir, n)}`);
-  for (const p of processesUnder(dir)) {
-    if (isWatchdogOf(p.pid, p.cmd, process.pid)) continue;
+  for (const p of procs) {
     found.push(`process ${p.pid} still running: ${p.cmd}`);
     try {
       process.kill(p.pid, "SIGKILL");
@@ -52,17 +59,17 @@ beforeEach(() => {
   process.env.TMPDIR = makeTmp(fileTmp, "t-");
 });
 
-afterEach(() => {
+afterEach(async () => {
   const testTmp = process.env.TMPDIR!;
   process.env.TMPDIR = fileTmp;
-  const left = leftovers(testTmp);
+  const left = await leftovers(testTmp);
   rmSync(testTmp, { recursive: true, force: true });
   expect(left, "left behind in the test's TMPDIR").toEqual([]);
 });
 
 // Registered before the test file's own hooks, so it runs after them (vitest runs after-hooks as a stack).
-afterAll(() => {
-  const left = leftovers(fileTmp);
+afterAll(async () => {
+  const left = await leftovers(fileTmp);
   rmSync(fileTmp, { recursive: true, force: true });
   expect(left, "left behind in the test file's TMPDIR").toEqual([]);
 });
