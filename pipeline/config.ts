@@ -64,7 +64,7 @@ export const PostgresSchema = z
       .array(name)
       .min(1)
       .optional()
-      .meta({ description: "Databases to dump. Default: every database that is not a template." }),
+      .meta({ description: "Databases to dump. Default: every database that accepts connections and is not a template." }),
     jobs: z.number().int().min(1).max(64).default(2).meta({ description: "pg_dump/pg_restore --jobs." }),
     globals: z
       .boolean()
@@ -196,7 +196,7 @@ export const RetentionSchema = z
   .refine((r) => [r.keepLast, r.keepHourly, r.keepDaily, r.keepWeekly, r.keepMonthly, r.keepYearly].some((n) => (n ?? 0) > 0) || (r.keepWithin !== undefined && parseDuration(r.keepWithin)! > 0), {
     message: "empty policy: set at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly, keepWithin",
   })
-  .meta({ description: "Retention (restic-style keep rules, OR'ed). `backup` prunes after each successful set when this is present." });
+  .meta({ description: "Retention (restic-style keep rules, OR'ed). `backup` applies it after each successful set; without a retention section the default policy applies." });
 
 export const TimeoutsSchema = z
   .strictObject({

@@ -95,7 +95,8 @@ export async function writeDrillSummary(setDir: string, summary: DrillSummary): 
 
 /**
  * The set's drill summary, undefined when no drill has run on it. Throws
- * IntegrityError when the summary does not match its .sha256 or its schema.
+ * IntegrityError when the summary does not match its embedded sha256 (or, for
+ * older sets, a separate .sha256 file) or its schema.
  */
 export async function readDrillSummary(setDir: string): Promise<DrillSummary | undefined> {
   let bytes: Buffer;

@@ -133,7 +133,7 @@ async function drillMinio(cfg: Config, set: LoadedSet, opts: DrillOptions, expli
  * The set's checksums are verified first: a corrupt set fails (exit 3)
  * before anything is restored. Services are drilled side by side; each
  * service's restore time is measured on its own. The summary is written
- * into the set (restore-drill-summary.json + .sha256) and returned.
+ * into the set (restore-drill-summary.json, carrying its own sha256) and returned.
  */
 export async function drillSet(cfg: Config, id: string, dir: string, opts: DrillOptions): Promise<DrillSummary> {
   const root = dirname(dir);

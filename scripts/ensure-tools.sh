@@ -12,7 +12,7 @@
 # Env: BACKUP_DRILL_BIN  where minio and mc go (default /usr/local/bin if writable, else ~/.local/bin)
 set -euo pipefail
 
-# Keep in step with pipeline/versions.ts (test/versions.test.ts checks).
+# Keep in step with pipeline/versions.ts and src/toolbox.ts (test/repo.test.ts and test/dagger.module.test.ts check).
 MC_MODULE="github.com/minio/mc"
 MC_VERSION="v0.0.0-20250313080218-cf909e1063a9"
 MINIO_MODULE="github.com/minio/minio"

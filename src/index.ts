@@ -102,7 +102,7 @@ export class BackupDrill {
    * @param pg PostgreSQL server, e.g. tcp://localhost:5432 (bound as host "pg").
    * @param pgUser Role pg_dump connects as.
    * @param pgPassword Password of that role.
-   * @param pgDatabases Databases to dump (default: every database that is not a template).
+   * @param pgDatabases Databases to dump (default: every database that accepts connections and is not a template).
    * @param pgGlobals Also dump roles (pg_dumpall --globals-only; needs a superuser).
    * @param pgJobs pg_dump --jobs.
    * @param redis Redis server, e.g. tcp://localhost:6379 (bound as host "redis").
@@ -154,7 +154,7 @@ export class BackupDrill {
    * @param pg PostgreSQL server (bound as host "pg").
    * @param pgUser Role pg_dump connects as.
    * @param pgPassword Password of that role.
-   * @param pgDatabases Databases to check (default: every database that is not a template).
+   * @param pgDatabases Databases to check (default: every database that accepts connections and is not a template).
    * @param pgGlobals Check that the role may dump roles (a superuser).
    * @param redis Redis server (bound as host "redis").
    * @param redisUsername ACL user (default: the default user).
@@ -240,7 +240,9 @@ export class BackupDrill {
       backups,
       files,
       bindings: o.binding ? [o.binding] : [],
-      accept: [3],
+      // A local set's summary comes back for export even when a check failed; a pulled copy (and its
+      // summary) is removed after the drill, so there a failed check must fail the call.
+      accept: fromOffsite ? [] : [3],
     });
     return ran.directory(BACKUPS);
   }

@@ -294,6 +294,18 @@ describe("offsite: push and the --from / --remote forms", () => {
     expect(newFile(run, CONFIG)).not.toContain(IDENTITY);
   });
 
+  it("a failed disaster drill (exit 3 from --from-offsite) fails the call: the pulled copy and its summary are gone", async () => {
+    Object.assign(cli, { exitCode: 3, stdout: "FAILED — 40/41 checks passed" });
+    let error: Error | undefined;
+    await record(async () => {
+      await new BackupDrill()
+        .restoreDrill(undefined, undefined, undefined, true, "http://copies:7070", "copies", dag.setSecret("o-ak", MINIO_ACCESS), dag.setSecret("o-sk", MINIO_SECRET))
+        .catch((e: Error) => (error = e));
+    });
+    expect(error?.message).toMatch(/^backup-drill restore-drill exited with code 3:/);
+    expect(error?.message).toContain("FAILED — 40/41 checks passed");
+  });
+
   it("verify --remote --read-data checks the copy where it lives", async () => {
     const run = cliRun(
       await record(async () => {

@@ -10,7 +10,7 @@ export const checkCommand = defineCommand<GlobalArgs>({
   describe: "Preflight: can tonight's backup work? Reachability, credentials, tool versions, permissions, output root, free disk",
   builder: (y: Argv) =>
     withGlobalOptions(y).epilog(
-      "Per configured service: reachable and authenticated, server version, client tool present and new enough (pg_dump >= the server's major), the permissions the backup needs (PostgreSQL: read every table; Redis: BGSAVE, INFO, replication sync; MinIO: list and get every bucket, put/delete for the canary); then the output root writable and free disk >= the estimated set size + 10% + 64 MiB. `backup` runs the same checks first and stages nothing when one fails.\n\nExit codes: 0 every check passed, 1 a check failed (one line per failure on stderr naming the service and the fix), 2 bad input.",
+      "Per configured service: reachable and authenticated, server version, client tool present and new enough (pg_dump >= the server's major), the permissions the backup needs (PostgreSQL: read every table; Redis: INFO and replication SYNC — no BGSAVE needed — and a local redis-server at least the source's major.minor to read the snapshot; MinIO: list and get every bucket, put/delete for the canary); then the output root writable and free disk >= the estimated set size + 10% + 64 MiB. `backup` runs the same checks first and stages nothing when one fails.\n\nExit codes: 0 every check passed, 1 a check failed (one line per failure on stderr naming the service and the fix), 2 bad input.",
     ),
   handler: (args: GlobalArgs) =>
     runCommand("check", args, async () => {

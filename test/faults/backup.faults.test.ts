@@ -72,7 +72,7 @@ describe("backup: a server stopped while the tool waits on it", () => {
     await nextRunSucceeds(config, env, root);
   });
 
-  it("SIGSTOP of Redis during the BGSAVE wait: every command is bounded (timeouts.redisCommand), exit 1 naming redis", async () => {
+  it("SIGSTOP of Redis before its first command: every command is bounded (timeouts.redisCommand), exit 1 naming redis", async () => {
     const { root, config, env } = setup("redis");
     const pid = serverPid(servers(), "redis");
     const r = await runCli(["backup", "--config", config], {
