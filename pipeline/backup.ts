@@ -85,7 +85,11 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
       const settled = await Promise.allSettled(
         services.map((s) =>
           withPhaseDeadline<ServiceBackupResult<unknown>>(`${s} backup`, { deadlineMs: timeouts.phaseMs, progress: opts.progress, signal: abort.signal }, (signal) => {
-            const scoped = { run: (step: Parameters<HostRunner["run"]>[0], cwd: string) => runner.run(step, cwd, signal), binary: runner.binary.bind(runner) };
+            // The phase's signal, and a step's own deadline on top when it has one (the Redis snapshot pull).
+            const scoped = {
+              run: (step: Parameters<HostRunner["run"]>[0], cwd: string, stepSignal?: AbortSignal) => runner.run(step, cwd, stepSignal ? AbortSignal.any([signal, stepSignal]) : signal),
+              binary: runner.binary.bind(runner),
+            };
             const worker = WORKERS[s] as (ctx: ServiceBackupContext) => Promise<ServiceBackupResult<unknown>>;
             return worker({ cfg, setDir: staged.dir, runner: scoped, progress: opts.progress, signal });
           }).catch((err: unknown) => {

@@ -79,7 +79,7 @@ describe("backup prunes after a successful promote, and only then", () => {
       await c.config("SET", "rdb-key-save-delay", "30000"); // 30ms a key: ~3s for the snapshot
       const cfg = config(root, { host: redis.host, port: redis.port, password: "env:PRUNE_TEST_REDIS_PW", bgsaveTimeout: "1s" });
       const r = await runCli(["backup", "--config", cfg], { env: { PRUNE_TEST_REDIS_PW: redis.password.reveal() } });
-      expect(r.code).toBe(1);
+      expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toMatch(/redis snapshot: not complete within 1s \(redis\.bgsaveTimeout\)/);
       expect(r.stderr).not.toMatch(/prune: removed|prune after backup/);
     } finally {
