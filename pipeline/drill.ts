@@ -1,3 +1,4 @@
+import { defaultJobs } from "./cores.js";
 import { readdir, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { MinioTarget } from "../probes/minio.js";
@@ -70,7 +71,7 @@ async function drillPostgres(cfg: Config, set: LoadedSet, opts: DrillOptions, ex
     const t0 = Date.now();
     let restored;
     try {
-      restored = await restorePostgres(set, target, runner, { jobs: cfg.postgres?.jobs ?? 2, globals: true, clean: true });
+      restored = await restorePostgres(set, target, runner, { jobs: cfg.postgres?.jobs ?? defaultJobs(), globals: true, clean: true });
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       return restoreFailed("postgres", err, Date.now() - t0);

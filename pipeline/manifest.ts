@@ -56,6 +56,11 @@ export const PostgresFactsSchema = z.strictObject({
   serverVersionNum: z.number().int(),
   systemIdentifier: z.string(),
   pgDumpVersion: z.string(),
+  compression: z
+    .string()
+    .optional()
+    .meta({ description: "postgres.compression the data files were dumped with (none, gzip[:level], lz4[:level], zstd[:level]); absent in sets of versions that did not record it (pg_dump's default, gzip)." }),
+  jobs: z.number().int().min(1).optional().meta({ description: "pg_dump --jobs the dump ran with." }),
   globals: z.string().optional().meta({ description: "Path of pg_dumpall --globals-only output, when taken." }),
   databases: z.array(
     z.strictObject({

@@ -1,5 +1,6 @@
 import { countTables, databaseSize, holdSnapshot, largeObjects, probePostgres } from "../../probes/postgres.js";
 import { OperationError, UserError } from "../errors.js";
+import { compressionArgs } from "./compression.js";
 import { hashUnder } from "../hash.js";
 import type { PostgresFacts } from "../manifest.js";
 import { planPostgres, postgresLayout } from "../plan.js";
@@ -24,13 +25,16 @@ export async function backupPostgres(ctx: ServiceBackupContext): Promise<Service
     checkPgDumpVersion(v, server.serverVersion);
     return v;
   });
+  // Refused here, before any snapshot is taken: a method this pg_dump does not know (exit 2).
+  const pgDump = { version: pgDumpVersion, major: majorOf(pgDumpVersion) };
+  compressionArgs(src.compression, pgDump);
   const databases = src.databases ?? server.databases;
   for (const db of databases) {
     if (!server.databases.includes(db)) {
       throw new UserError(`postgres.databases: database "${db}" does not exist on ${src.host}:${src.port} (it has: ${server.databases.join(", ")})`);
     }
   }
-  ctx.progress.info(`postgres: server ${server.serverVersion}, pg_dump ${pgDumpVersion}, databases: ${databases.join(", ")}`);
+  ctx.progress.info(`postgres: server ${server.serverVersion}, pg_dump ${pgDumpVersion}, --jobs=${src.jobs}, compression ${src.compression}, databases: ${databases.join(", ")}`);
   const at = { host: src.host, port: src.port };
   const steps: StepResult[] = [];
   const facts: PostgresFacts = {
@@ -38,11 +42,13 @@ export async function backupPostgres(ctx: ServiceBackupContext): Promise<Service
     serverVersionNum: server.serverVersionNum,
     systemIdentifier: server.systemIdentifier,
     pgDumpVersion,
+    compression: src.compression,
+    jobs: src.jobs,
     databases: [],
   };
 
   if (src.globals) {
-    const [globals] = planPostgres(src, { serverMajor: server.serverMajor, databases: [] }, at);
+    const [globals] = planPostgres(src, { serverMajor: server.serverMajor, pgDump, databases: [] }, at);
     steps.push(await ctx.runner.run(globals!, ctx.setDir));
     facts.globals = globals!.outputs[0];
   }
@@ -53,7 +59,7 @@ export async function backupPostgres(ctx: ServiceBackupContext): Promise<Service
     try {
       const plan = planPostgres(
         { ...src, globals: false },
-        { serverMajor: server.serverMajor, databases: [db], snapshots: { [db]: snap.id } },
+        { serverMajor: server.serverMajor, pgDump, databases: [db], snapshots: { [db]: snap.id } },
         at,
       );
       const [dump, schema] = plan as [(typeof plan)[0], (typeof plan)[0]];
