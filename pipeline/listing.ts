@@ -1,4 +1,6 @@
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { z } from "zod";
 
@@ -46,7 +48,26 @@ export function listingText(entries: ObjectEntry[]): string {
 /** Read and validate a listing; a bad line throws naming its line number. */
 export async function readListing(path: string): Promise<ObjectEntry[]> {
   const out: ObjectEntry[] = [];
-  const lines = createInterface({ input: createReadStream(path, "utf8"), crlfDelay: Infinity });
+  await forEachListed(path, (e) => {
+    out.push(e);
+  });
+  return out;
+}
+
+/**
+ * Stream a listing line by line (memory: one line), validating each entry
+ * as readListing does; returns the file's size and sha256, read in the same
+ * pass, so a caller can check the listing against a manifest.
+ */
+export async function forEachListed(path: string, fn: (e: ObjectEntry, line: number) => void | Promise<void>): Promise<{ size: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const input = createReadStream(path);
+  input.on("data", (chunk) => {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  });
+  const lines = createInterface({ input, crlfDelay: Infinity });
   let n = 0;
   for await (const line of lines) {
     n++;
@@ -58,7 +79,42 @@ export async function readListing(path: string): Promise<ObjectEntry[]> {
       throw new Error(`line ${n}: not JSON: ${(err as Error).message}`);
     }
     if (!parsed.success) throw new Error(`line ${n}: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
-    out.push(parsed.data);
+    await fn(parsed.data, n);
   }
-  return out;
+  return { size, sha256: hash.digest("hex") };
+}
+
+/**
+ * Write a listing as a stream (memory: one line), validating each entry as
+ * readListing will, hashing the bytes as they are written and fsyncing the
+ * file at the end. Returns the file's size and sha256.
+ */
+export async function writeListing(path: string, entries: Iterable<ObjectEntry>): Promise<{ size: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const fh = await open(path, "w", 0o644);
+  try {
+    let batch: string[] = [];
+    let batchBytes = 0;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const buf = Buffer.from(batch.join(""), "utf8");
+      hash.update(buf);
+      size += buf.length;
+      await fh.write(buf);
+      batch = [];
+      batchBytes = 0;
+    };
+    for (const e of entries) {
+      const line = `${JSON.stringify(ObjectEntrySchema.parse(e))}\n`;
+      batch.push(line);
+      batchBytes += line.length;
+      if (batchBytes >= 256 * 1024) await flush();
+    }
+    await flush();
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return { size, sha256: hash.digest("hex") };
 }

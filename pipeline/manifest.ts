@@ -149,6 +149,8 @@ export const RedisFactsSchema = z.strictObject({
     .meta({ description: "Every stream in dump.rdb that has consumer groups, with its groups." }),
 });
 
+const CountSchema = z.strictObject({ objects: z.number().int().min(0), bytes: z.number().int().min(0) });
+
 export const BucketFactsSchema = z.strictObject({
   name: z.string(),
   dir: z.string(),
@@ -191,6 +193,15 @@ export const BucketFactsSchema = z.strictObject({
     .array(z.string())
     .optional()
     .meta({ description: "Bucket features this set does not carry, each named (policy, tags, encryption, replication, notifications, per-version retention)." }),
+  transfer: z
+    .strictObject({
+      base: z.string().optional().meta({ description: "The set unchanged objects were taken from (absent: nothing was)." }),
+      linked: CountSchema.meta({ description: "Objects (versions) equal to the base set's by key, size, ETag and attributes, hard-linked from it; checksums carried over from its manifest." }),
+      copied: CountSchema.meta({ description: "Objects equal to the base set's that were copied from it because a hard link was refused (another filesystem)." }),
+      fetched: CountSchema.meta({ description: "Objects (versions) downloaded from the server: new, changed, or all of them in a full backup." }),
+    })
+    .optional()
+    .meta({ description: "How the bucket's object files came into the set. Every set is self-contained: a linked file is the same bytes, and deleting either set leaves the other whole." }),
 });
 
 export const MinioFactsSchema = z.strictObject({

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import * as http from "node:http";
@@ -12,6 +12,7 @@ import { OperationError } from "../pipeline/errors.js";
 import { sha256Hex } from "../pipeline/hash.js";
 import type { Secret } from "../pipeline/secret.js";
 import { listObjectsAll } from "./s3-list.js";
+import { mapLimit } from "../pipeline/concurrency.js";
 
 export type MinioTarget = { endpoint: string; accessKey: Secret; secretKey: Secret; region: string };
 
@@ -180,19 +181,7 @@ export async function attributesIfExists(client: Minio.Client, bucket: string, k
   }
 }
 
-/** Run `fn` over `items` with at most `limit` in flight, keeping order. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
+export { mapLimit } from "../pipeline/concurrency.js";
 
 // ---------------------------------------------------------------------------
 // Keys as paths
@@ -247,14 +236,31 @@ export function insideDir(base: string, rel: string): string {
   return full;
 }
 
-/** Download one object (or one version of it) to `dest` (written to a temp name, then renamed). */
-export async function fetchObject(client: Minio.Client, bucket: string, key: string, dest: string, versionId?: string): Promise<void> {
+/**
+ * Download one object (or one version of it) to `dest`: written to a temp
+ * name, hashed as it streams in (no second read), fsynced, then renamed.
+ * Returns the bytes' size and sha256.
+ */
+export async function fetchObject(client: Minio.Client, bucket: string, key: string, dest: string, versionId?: string): Promise<{ size: number; sha256: string }> {
   await mkdir(dirname(dest), { recursive: true });
   const tmp = `${dest}.backup-drill-part`;
   try {
     const body = await client.getObject(bucket, key, versionId ? { versionId } : {});
+    const hash = createHash("sha256");
+    let size = 0;
+    body.on("data", (chunk: Buffer) => {
+      hash.update(chunk);
+      size += chunk.length;
+    });
     await pipeline(body, createWriteStream(tmp, { flags: "wx" }));
+    const fh = await open(tmp, "r");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, dest);
+    return { size, sha256: hash.digest("hex") };
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;

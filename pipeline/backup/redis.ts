@@ -13,9 +13,10 @@ import {
 } from "../../probes/redis.js";
 import type { RedisSource, ToolPaths } from "../config.js";
 import { OperationError } from "../errors.js";
-import { hashUnder } from "../hash.js";
+import type { FileDigest } from "../hash.js";
 import type { RedisFacts } from "../manifest.js";
 import { REDIS_RDB, planRedis } from "../plan.js";
+import type { Step } from "../step.js";
 import { HostRunner, secretBagFromConfig, type StepResult } from "../runners/host.js";
 import { startRedis } from "../throwaway/servers.js";
 import { phase, type ServiceBackupContext, type ServiceBackupResult } from "./context.js";
@@ -78,6 +79,9 @@ export async function backupRedis(ctx: ServiceBackupContext): Promise<ServiceBac
   const client = await phase("redis", "connect", () => connectRedis(target));
   let server;
   let pulledAt: Date;
+  let checked: StepResult;
+  let digest: FileDigest;
+  let snapshot: SnapshotFacts;
   const requestedAt = new Date();
   const steps: StepResult[] = [];
   try {
@@ -93,25 +97,31 @@ export async function backupRedis(ctx: ServiceBackupContext): Promise<ServiceBac
       progress: ctx.progress,
       signal: AbortSignal.any([ctx.signal, deadline]),
     });
+    const [pull, check] = planRedis(src, { version: server.version }, { host: src.host, port: src.port }) as [Step, Step];
+    const bounded = <T>(p: Promise<T>) =>
+      p.catch((err: unknown) => {
+        if (deadline.aborted && !ctx.signal.aborted) {
+          throw new OperationError(`redis snapshot: not complete within ${Math.round(src.bgsaveTimeoutMs / 1000)}s (redis.bgsaveTimeout)`, { cause: err });
+        }
+        throw err;
+      });
     try {
-      for (const step of planRedis(src, { version: server.version }, { host: src.host, port: src.port })) {
-        steps.push(
-          await runner.run(step, ctx.setDir).catch((err: unknown) => {
-            if (deadline.aborted && !ctx.signal.aborted) {
-              throw new OperationError(`redis snapshot: not complete within ${Math.round(src.bgsaveTimeoutMs / 1000)}s (redis.bgsaveTimeout)`, { cause: err });
-            }
-            throw err;
-          }),
-        );
-      }
+      steps.push(await bounded(runner.run(pull, ctx.setDir)));
+      pulledAt = new Date();
+      // The snapshot's check, its digest and its description read the same file side by side.
+      const rdb = join(ctx.setDir, REDIS_RDB);
+      [checked, digest, snapshot] = await Promise.all([
+        bounded(runner.run(check, ctx.setDir)),
+        ctx.pool.hash(rdb, { durable: true }),
+        phase("redis", "describe snapshot", () => describeSnapshot(rdb, src, ctx.cfg.tools)),
+      ]);
+      steps.push(checked);
     } finally {
       runner.dispose();
     }
-    pulledAt = new Date();
   } finally {
     client.disconnect();
   }
-  const snapshot = await phase("redis", "describe snapshot", () => describeSnapshot(join(ctx.setDir, REDIS_RDB), src, ctx.cfg.tools));
   const live = server.keyspace;
   const drift = keyspaceDrift(snapshot.keyspace, live);
   const moved = drift.filter((d) => d.keys !== 0);
@@ -119,7 +129,7 @@ export async function backupRedis(ctx: ServiceBackupContext): Promise<ServiceBac
     `redis: snapshot holds ${snapshot.keyspace.reduce((a, k) => a + k.keys, 0)} keys, ${snapshot.sample.length} sampled` +
       (moved.length ? `; the live keyspace moved while it was taken (${moved.map((d) => `db${d.db} ${d.keys > 0 ? "+" : ""}${d.keys}`).join(", ")}), recorded as information` : ""),
   );
-  const files = await hashUnder(ctx.setDir, ["redis"], { durable: true });
+  const files = [{ path: REDIS_RDB, ...digest }];
   const facts: RedisFacts = {
     version: server.version,
     runId: server.runId,

@@ -126,6 +126,7 @@ export type HostRunnerOptions = {
 export class HostRunner {
   readonly #opts: HostRunnerOptions;
   readonly #mcConfigDir: string;
+  readonly #live = new Set<number>();
 
   constructor(opts: HostRunnerOptions) {
     this.#opts = opts;
@@ -139,6 +140,11 @@ export class HostRunner {
 
   binary(tool: ToolName): string {
     return resolveTool(tool, this.#opts.tools);
+  }
+
+  /** The pids of the steps running now (each the leader of its tool's process group). */
+  livePids(): number[] {
+    return [...this.#live];
   }
 
   /**
@@ -182,6 +188,8 @@ export class HostRunner {
     progress.info(`${step.id}: started`);
 
     const child = spawnSupervised(bin, step.argv.slice(1), { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    const pid = child.pid;
+    if (pid !== undefined) this.#live.add(pid);
     let errTail = "";
     let outTail = "";
     let outputBytes = 0;
@@ -238,6 +246,7 @@ export class HostRunner {
       child.on("error", (err) => reject(new OperationError(`${step.id}: cannot start ${step.argv[0]}: ${err.message}`, { cause: err })));
       child.on("close", (code, sig) => resolvePromise(code ?? (sig ? 128 + (sig === "SIGKILL" ? 9 : 15) : 1)));
     }).finally(() => {
+      if (pid !== undefined) this.#live.delete(pid);
       clearInterval(beat);
       clearInterval(watch);
       for (const s of signals) s.removeEventListener("abort", onAbort);
