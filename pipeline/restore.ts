@@ -69,6 +69,7 @@ async function restoreOnePostgres(cfg: Config, set: LoadedSet, opts: RestoreOpti
       sanityQueries: cfg.postgres?.sanityQueries ?? [],
       ownershipRestored: restored.ownershipRestored,
       allowExtraTables: pg.databases.some((d) => d.userObjects > 0),
+      jobs: cfg.postgres?.jobs ?? defaultJobs(),
     });
     return serviceResult(restored.restoreMs, t1, "external", checks);
   } finally {

@@ -116,6 +116,55 @@ export async function objectAttributes(client: Minio.Client, bucket: string, key
   return attrs;
 }
 
+/** The attributes a GET (or HEAD) response carries in its headers: content headers, ETag, user metadata; tags only as a count. */
+export function attributesFromHeaders(headers: http.IncomingHttpHeaders): ObjectAttributes & { tagCount: number } {
+  const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(",") : v);
+  const attrs: ObjectAttributes & { tagCount: number } = {
+    size: Number(one(headers["content-length"]) ?? 0),
+    etag: (one(headers.etag) ?? "").replace(/^"|"$/g, ""),
+    lastModified: headers["last-modified"] ? new Date(one(headers["last-modified"])!).toISOString() : "",
+    userMetadata: {},
+    tags: {},
+    tagCount: Number(one(headers["x-amz-tagging-count"]) ?? 0),
+  };
+  for (const [rawKey, value] of Object.entries(headers)) {
+    const k = rawKey.toLowerCase();
+    const std = STANDARD_HEADERS[k];
+    if (std) (attrs as Record<string, unknown>)[std] = one(value);
+    else if (k.startsWith("x-amz-meta-")) attrs.userMetadata[k.slice("x-amz-meta-".length)] = one(value) ?? "";
+  }
+  return attrs;
+}
+
+/**
+ * Read an object (or one version) back once: its bytes' size and sha256 and
+ * its attributes from the same GET's headers; its tags with one more request
+ * only when it has any (x-amz-tagging-count). A server whose GET carries no
+ * headers to read is asked with HEAD + GetObjectTagging instead.
+ */
+export async function readObject(client: Minio.Client, bucket: string, key: string, versionId?: string): Promise<{ size: number; sha256: string; attrs: ObjectAttributes }> {
+  const at = versionId ? { versionId } : {};
+  const body = await client.getObject(bucket, key, at);
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of body) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  const headers = (body as unknown as { headers?: http.IncomingHttpHeaders }).headers;
+  let attrs: ObjectAttributes;
+  if (headers?.etag !== undefined) {
+    const { tagCount, ...fromHeaders } = attributesFromHeaders(headers);
+    attrs = fromHeaders;
+    if (tagCount > 0) {
+      for (const t of (await client.getObjectTagging(bucket, key, at)) as unknown as { Key: unknown; Value: unknown }[]) attrs.tags[String(t.Key)] = String(t.Value ?? "");
+    }
+  } else {
+    attrs = await objectAttributes(client, bucket, key, versionId);
+  }
+  return { size, sha256: hash.digest("hex"), attrs };
+}
+
 /** Parsed listing-with-metadata item (MinIO extension, via minio-js). */
 type MetadataListItem = { name?: string; size: number; etag?: string; lastModified?: Date | string; metadata: Record<string, string> | null; tags: Record<string, string> };
 

@@ -12,8 +12,8 @@ import {
   minioClient,
   minioError,
   normalizeConfigXml,
-  objectAttributes,
   putBucketConfig,
+  readObject,
   putKnownObject,
   runCanary,
   versioningStatus,
@@ -284,9 +284,14 @@ async function contentMismatch(client: Minio.Client, bucket: string, e: ObjectEn
     hash.update(chunk as Buffer);
     size += (chunk as Buffer).length;
   }
-  if (size !== e.size) return `${size} bytes, backup has ${e.size}`;
-  if (hash.digest("hex") !== e.sha256) return "sha256 differs";
-  if (!etagAgrees(e, restoredEtag)) return "ETag differs from the source's";
+  return contentVerdict(e, { size, sha256: hash.digest("hex"), attrs: { etag: restoredEtag } });
+}
+
+/** Size, sha256 and (single-part) ETag of what was read back against the recorded object. */
+function contentVerdict(e: ObjectEntry, got: { size: number; sha256: string; attrs: { etag: string } }): string | undefined {
+  if (got.size !== e.size) return `${got.size} bytes, backup has ${e.size}`;
+  if (got.sha256 !== e.sha256) return "sha256 differs";
+  if (!etagAgrees(e, got.attrs.etag)) return "ETag differs from the source's";
   return undefined;
 }
 
@@ -357,10 +362,11 @@ async function checkVersions(
   const attrBad: string[] = [];
   await mapLimit(objects, CONCURRENCY, async ([e, v]) => {
     const label = `${e.key} version ${nthOf(want.get(e.key)!, e)}`;
-    const attrs = await objectAttributes(client, bucket.name, e.key, v.versionId);
-    const why = await contentMismatch(client, bucket.name, e, attrs.etag, v.versionId);
+    // One GET: the bytes and the attributes together (tags only when the version has any).
+    const got = await readObject(client, bucket.name, e.key, v.versionId);
+    const why = contentVerdict(e, got);
     if (why) contentBad.push(`${label} (${why})`);
-    const diffs = attributeDifferences(e, attrs);
+    const diffs = attributeDifferences(e, got.attrs);
     if (diffs.length) attrBad.push(`${label} (${diffs.join(", ")})`);
   });
   checks.push(...contentChecks(bucket.name, objects.length, contentBad, attrBad, t));
