@@ -6,7 +6,7 @@ import type { ServiceBackupContext, ServiceBackupResult } from "./backup/context
 import { configuredServices, type Config, type ServiceName } from "./config.js";
 import { OperationError, UserError } from "./errors.js";
 import { mapLimit } from "./concurrency.js";
-import { listFiles } from "./hash.js";
+import { walkFiles } from "./hash.js";
 import { HashPool } from "./store/hash-pool.js";
 import { buildManifest, SET_META_FILES, writeManifest, type FileEntry, type Manifest } from "./manifest.js";
 import { failureLines, preflight } from "./preflight.js";
@@ -140,12 +140,15 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
   }
 }
 
-/** The services' file lists, plus any file they did not account for (hashed now), sorted by path. */
+/** The services' file lists, plus any file they did not account for (hashed now), sorted by path (in place). */
 export async function completeFileList(setDir: string, reported: FileEntry[], pool: HashPool): Promise<FileEntry[]> {
-  const byPath = new Map(reported.map((f) => [f.path, f]));
-  const onDisk = (await listFiles(setDir, setDir)).filter((p) => !SET_META_FILES.has(p));
-  const missing = onDisk.filter((p) => !byPath.has(p));
+  const known = new Set(reported.map((f) => f.path));
+  const missing: string[] = [];
+  await walkFiles(setDir, setDir, (p) => {
+    if (!known.has(p) && !SET_META_FILES.has(p)) missing.push(p);
+  });
+  known.clear();
   const hashed = await mapLimit(missing, pool.size * 2, async (p) => ({ path: p, ...(await pool.hash(join(setDir, p), { durable: true })) }));
-  for (const f of hashed) byPath.set(f.path, f);
-  return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  reported.push(...hashed);
+  return reported.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { z } from "zod";
 
@@ -85,36 +85,62 @@ export async function forEachListed(path: string, fn: (e: ObjectEntry, line: num
 }
 
 /**
- * Write a listing as a stream (memory: one line), validating each entry as
- * readListing will, hashing the bytes as they are written and fsyncing the
- * file at the end. Returns the file's size and sha256.
+ * A listing written as a stream (memory: a batch of lines), each entry
+ * validated as readListing will, the bytes hashed as they are written, the
+ * file fsynced when closed. close() gives the file's size and sha256.
  */
-export async function writeListing(path: string, entries: Iterable<ObjectEntry>): Promise<{ size: number; sha256: string }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  const fh = await open(path, "w", 0o644);
-  try {
-    let batch: string[] = [];
-    let batchBytes = 0;
-    const flush = async () => {
-      if (batch.length === 0) return;
-      const buf = Buffer.from(batch.join(""), "utf8");
-      hash.update(buf);
-      size += buf.length;
-      await fh.write(buf);
-      batch = [];
-      batchBytes = 0;
-    };
-    for (const e of entries) {
-      const line = `${JSON.stringify(ObjectEntrySchema.parse(e))}\n`;
-      batch.push(line);
-      batchBytes += line.length;
-      if (batchBytes >= 256 * 1024) await flush();
-    }
-    await flush();
-    await fh.sync();
-  } finally {
-    await fh.close();
+export class ListingWriter {
+  readonly #hash = createHash("sha256");
+  #size = 0;
+  #batch: string[] = [];
+  #batchBytes = 0;
+  private constructor(readonly fh: FileHandle) {}
+
+  static async open(path: string): Promise<ListingWriter> {
+    return new ListingWriter(await open(path, "w", 0o644));
   }
-  return { size, sha256: hash.digest("hex") };
+
+  async write(e: ObjectEntry): Promise<void> {
+    const line = `${JSON.stringify(ObjectEntrySchema.parse(e))}\n`;
+    this.#batch.push(line);
+    this.#batchBytes += line.length;
+    if (this.#batchBytes >= 256 * 1024) await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#batch.length === 0) return;
+    const buf = Buffer.from(this.#batch.join(""), "utf8");
+    this.#batch = [];
+    this.#batchBytes = 0;
+    this.#hash.update(buf);
+    this.#size += buf.length;
+    await this.fh.write(buf);
+  }
+
+  async close(): Promise<{ size: number; sha256: string }> {
+    try {
+      await this.#flush();
+      await this.fh.sync();
+    } finally {
+      await this.fh.close();
+    }
+    return { size: this.#size, sha256: this.#hash.digest("hex") };
+  }
+
+  /** Close without caring for the result (an error path). */
+  async abandon(): Promise<void> {
+    await this.fh.close().catch(() => {});
+  }
+}
+
+/** Write a whole listing (see ListingWriter). */
+export async function writeListing(path: string, entries: Iterable<ObjectEntry>): Promise<{ size: number; sha256: string }> {
+  const w = await ListingWriter.open(path);
+  try {
+    for (const e of entries) await w.write(e);
+  } catch (err) {
+    await w.abandon();
+    throw err;
+  }
+  return w.close();
 }

@@ -2,7 +2,8 @@ import { mkdir, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Redis } from "ioredis";
 import { connectPostgres, probePostgres, quoteIdent } from "../probes/postgres.js";
-import { endpointLabel, getBucketConfig, hasDefaultRetention, listBucketNames, listObjects, minioClient, runCanary } from "../probes/minio.js";
+import { endpointLabel, getBucketConfig, hasDefaultRetention, listBucketNames, minioClient, runCanary } from "../probes/minio.js";
+import { listObjectPages } from "../probes/s3-list.js";
 import { connectRedis, parseInfo, redisTarget } from "../probes/redis.js";
 import { checkPgDumpVersion } from "./backup/postgres.js";
 import type { Config, ServiceName } from "./config.js";
@@ -265,11 +266,18 @@ async function minioChecks(cfg: Config, out: PreflightCheck[], opts: PreflightOp
       continue;
     }
     try {
-      const objects = await listObjects(client, bucket);
-      estimate += objects.reduce((a, o) => a + o.size, 0);
-      const first = objects.find((o) => !o.key.endsWith("/"));
-      if (first) await client.statObject(bucket, first.key);
-      out.push(pass("minio", `list+get ${bucket}`, `${objects.length} objects`));
+      // Page by page: a bucket of millions is counted, never held.
+      let count = 0;
+      let first: string | undefined;
+      for await (const page of listObjectPages(client, bucket)) {
+        count += page.items.length;
+        for (const o of page.items) {
+          estimate += o.size;
+          if (first === undefined && !o.key.endsWith("/")) first = o.key;
+        }
+      }
+      if (first !== undefined) await client.statObject(bucket, first);
+      out.push(pass("minio", `list+get ${bucket}`, `${count} objects`));
     } catch (err) {
       out.push(fail("minio", `list+get ${bucket}`, reason(err), `grant s3:ListBucket and s3:GetObject on ${bucket}`));
       continue;

@@ -11,7 +11,7 @@ import { clientTimeouts } from "../pipeline/timeouts.js";
 import { OperationError } from "../pipeline/errors.js";
 import { sha256Hex } from "../pipeline/hash.js";
 import type { Secret } from "../pipeline/secret.js";
-import { listObjectsAll } from "./s3-list.js";
+import { listObjectPages, listObjectsAll } from "./s3-list.js";
 import { mapLimit } from "../pipeline/concurrency.js";
 
 export type MinioTarget = { endpoint: string; accessKey: Secret; secretKey: Secret; region: string };
@@ -207,16 +207,22 @@ export type DescribedObject = ListedObject & { attrs: ObjectAttributes };
  * is described with HEAD + GetObjectTagging; one gone by then is left out.
  */
 export async function describeObjects(client: Minio.Client, bucket: string, concurrency = 16): Promise<DescribedObject[]> {
+  const out: DescribedObject[] = [];
+  for await (const page of describeObjectPages(client, bucket, concurrency)) out.push(...page);
+  return out;
+}
+
+/** describeObjects a page (up to 1,000 objects) at a time, as the listing arrives. */
+export async function* describeObjectPages(client: Minio.Client, bucket: string, concurrency = 16): AsyncGenerator<DescribedObject[]> {
   // metadata=true is MinIO's extension; other servers ignore it and each object is described by HEAD.
-  const listed = (await listObjectsAll(client, bucket, { metadata: true })).items.map((item) => {
-    const attrs = attributesFromListing({ name: item.key, size: item.size, etag: item.etag, lastModified: item.lastModified, metadata: item.metadata, tags: item.tags });
-    return { o: { key: item.key, size: item.size, etag: item.etag, lastModified: item.lastModified } as ListedObject, ...(attrs ? { attrs } : {}) };
-  });
-  const described = await mapLimit(listed, concurrency, async ({ o, attrs }) => {
-    const a = attrs ?? (await attributesIfExists(client, bucket, o.key));
-    return a ? { ...o, attrs: a } : undefined;
-  });
-  return described.filter((d): d is DescribedObject => d !== undefined);
+  for await (const page of listObjectPages(client, bucket, { metadata: true })) {
+    const described = await mapLimit(page.items, concurrency, async (item): Promise<DescribedObject | undefined> => {
+      const o: ListedObject = { key: item.key, size: item.size, etag: item.etag, lastModified: item.lastModified };
+      const attrs = attributesFromListing({ name: item.key, size: item.size, etag: item.etag, lastModified: item.lastModified, metadata: item.metadata, tags: item.tags }) ?? (await attributesIfExists(client, bucket, o.key));
+      return attrs ? { ...o, attrs } : undefined;
+    });
+    yield described.filter((d): d is DescribedObject => d !== undefined);
+  }
 }
 
 /** Attributes of an object (or one version of it), or undefined when it no longer exists; other errors propagate. */

@@ -4,6 +4,7 @@ import { insideDir } from "../../probes/minio.js";
 import { forEachListed, type ObjectEntry } from "../listing.js";
 import { loadManifest, type Manifest } from "../manifest.js";
 import type { Progress } from "../progress.js";
+import { flat } from "../store/live-hash.js";
 import { listSetDirs, readLatest } from "../store/sets.js";
 
 /**
@@ -49,13 +50,17 @@ export function objectSignature(e: ObjectEntry): string {
         e.deleteMarker ?? false,
       ]),
     )
-    .digest("base64");
+    .digest("base64")
+    .slice(0, SIG_CHARS);
 }
+
+/** 22 base64 characters: 132 bits of the signature's sha256. */
+const SIG_CHARS = 22;
 
 /** An object of the base set: where its bytes are (absolute), their size and sha256 as its manifest records them. */
 export type BaseObject = { file: string; size: number; sha256: string };
 
-const lookupKey = (key: string, versionId?: string) => (versionId === undefined ? key : `${key}\u0000${versionId}`);
+const lookupKey = (key: string, versionId?: string) => (versionId === undefined ? key : flat(`${key}\u0000${versionId}`));
 
 /**
  * One bucket of the base set, read from its listing: key (and version) ->
@@ -65,12 +70,19 @@ const lookupKey = (key: string, versionId?: string) => (versionId === undefined 
  */
 export class BaseBucket {
   readonly setId: string;
-  readonly #objects = new Map<string, { sig: string; path: string; size: number; sha256: string }>();
+  /**
+   * key (and version) -> "<signature><sha256 hex><size> <path>", one string per
+   * object (a bucket may hold millions); the path is left out when it is the
+   * object's natural one (<bucket dir>/<key>).
+   */
+  readonly #objects = new Map<string, string>();
   readonly #dir: string;
+  readonly #bucketDir: string;
 
-  private constructor(set: BaseSet) {
+  private constructor(set: BaseSet, bucketDir: string) {
     this.setId = set.id;
     this.#dir = set.dir;
+    this.#bucketDir = bucketDir;
   }
 
   static async load(set: BaseSet, bucket: string): Promise<BaseBucket | undefined> {
@@ -78,10 +90,11 @@ export class BaseBucket {
     if (!facts) return undefined;
     const recorded = set.manifest.files.find((f) => f.path === facts.listing);
     if (!recorded) return undefined;
-    const base = new BaseBucket(set);
+    const base = new BaseBucket(set, facts.dir);
     const got = await forEachListed(join(set.dir, facts.listing), (e) => {
       if (e.path === null || e.deleteMarker) return;
-      base.#objects.set(lookupKey(e.key, e.versionId), { sig: objectSignature(e), path: e.path, size: e.size, sha256: e.sha256 });
+      const path = e.path === `${facts.dir}/${e.key}` ? "" : e.path;
+      base.#objects.set(lookupKey(e.key, e.versionId), flat(`${objectSignature(e)}${e.sha256}${e.size} ${path}`));
     });
     if (got.sha256 !== recorded.sha256 || got.size !== recorded.size) {
       throw new Error(`${facts.listing} of set ${set.id} does not match its manifest`);
@@ -96,7 +109,9 @@ export class BaseBucket {
   /** The base's copy of `e` when it is the same object (same key, version, signature), else undefined. */
   match(e: ObjectEntry): BaseObject | undefined {
     const b = this.#objects.get(lookupKey(e.key, e.versionId));
-    if (!b || b.sig !== objectSignature(e)) return undefined;
-    return { file: insideDir(this.#dir, b.path), size: b.size, sha256: b.sha256 };
+    if (b === undefined || b.slice(0, SIG_CHARS) !== objectSignature(e)) return undefined;
+    const space = b.indexOf(" ", SIG_CHARS + 64);
+    const path = b.slice(space + 1) || `${this.#bucketDir}/${e.key}`;
+    return { file: insideDir(this.#dir, path), size: Number(b.slice(SIG_CHARS + 64, space)), sha256: flat(b.slice(SIG_CHARS, SIG_CHARS + 64)) };
   }
 }

@@ -1,4 +1,6 @@
-import { mkdir, rm, stat } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, open, rm, stat, type FileHandle } from "node:fs/promises";
+import { createInterface } from "node:readline";
 import { join } from "node:path";
 import type * as Minio from "minio";
 import {
@@ -11,7 +13,8 @@ import {
   fetchObject,
   insideDir,
   listBucketNames,
-  describeObjects,
+  describeObjectPages,
+  keyPathProblem,
   mapKeysToPaths,
   minioClient,
   minioError,
@@ -22,10 +25,10 @@ import {
 } from "../../probes/minio.js";
 import { mapLimit } from "../concurrency.js";
 import { OperationError, UserError } from "../errors.js";
-import { listFiles, sha256Hex } from "../hash.js";
-import { writeListing, type ObjectEntry } from "../listing.js";
+import { sha256Hex, walkFiles } from "../hash.js";
+import { ListingWriter, writeListing, type ObjectEntry } from "../listing.js";
 import type { BucketFacts, FileEntry, MinioFacts } from "../manifest.js";
-import { bucketLayout, planMinio } from "../plan.js";
+import { bucketLayout, pathSegment, planMinio } from "../plan.js";
 import type { StepResult } from "../runners/host.js";
 import { linkOrCopy } from "../store/link.js";
 import { LiveHasher } from "../store/live-hash.js";
@@ -117,50 +120,221 @@ const LINK_MIN_SHARE = 0.5;
  * objects are linked from it and the rest fetched by us. Otherwise mirrored
  * by mc (when every key is a safe path), each file hashed as soon as mc has
  * put it in place; or fetched by us.
+ *
+ * Memory stays flat in the number of objects: the listing is read a page at
+ * a time and its entries spilled to a file in the staging directory; the
+ * bytes are then taken a batch at a time from that file and the set's
+ * listing written as a stream. What stays in memory per object is its path
+ * and its file entry (for the manifest).
  */
 async function backupObjects(ctx: ServiceBackupContext, client: Minio.Client, bucket: string, base: BaseBucket | undefined): Promise<BucketBackup> {
   const src = ctx.cfg.minio!;
   const layout = bucketLayout(bucket);
   const bucketDir = join(ctx.setDir, layout.dir);
-  // One listing with attributes (MinIO's metadata=true; HEAD + tagging per object elsewhere).
-  const listed = (await describeObjects(client, bucket, STAT_CONCURRENCY).catch((err) => {
-    throw minioError(src, `cannot list ${bucket}`, err);
-  })).filter((o) => !o.key.startsWith(CANARY_PREFIX));
-  const paths = mapKeysToPaths(listed);
-  const unmappable = [...paths.values()].filter((p) => "problem" in p).length;
-  const entries = listed.map((o) => {
-    const mapped = paths.get(o.key)!;
-    return "problem" in mapped ? entryFor(o, o.attrs, `${layout.unmapped}/${sha256Hex(o.key)}`, mapped.problem) : entryFor(o, o.attrs, `${layout.dir}/${mapped.path}`);
-  });
   await mkdir(bucketDir, { recursive: true });
-  const transfer = emptyTransfer(base);
   const stopIfAborted = () => {
     if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : new OperationError(`minio: ${bucket}: cancelled`);
   };
 
-  const matches = base ? entries.map((e) => (e.path === null ? undefined : base.match(e))) : [];
-  const total = entries.reduce((a, e) => a + (e.path === null ? 0 : e.size), 0);
-  const unchanged = matches.reduce((a, m) => a + (m ? m.size : 0), 0);
-  const incremental = base !== undefined && matches.some((m) => m) && (unmappable > 0 || unchanged >= total * LINK_MIN_SHARE);
+  // Pass 1: the listing, with attributes (MinIO's metadata=true; HEAD + tagging per object elsewhere), spilled to disk.
+  const spill = await Spill.open(join(ctx.setDir, `.listing-${pathSegment(bucket)}.jsonl`));
+  const dirs = new Set<string>();
+  const natural: string[] = []; // where mc puts each object whose key is a safe path
+  let total = 0;
+  let unchanged = 0;
+  let unmappable = 0;
+  try {
+    for await (const page of describeObjectPages(client, bucket, STAT_CONCURRENCY)) {
+      stopIfAborted();
+      for (const o of page) {
+        if (o.key.startsWith(CANARY_PREFIX)) continue;
+        const problem = keyPathProblem(o.key, o.size);
+        const e = problem ? entryFor(o, o.attrs, `${layout.unmapped}/${sha256Hex(o.key)}`, problem) : entryFor(o, o.attrs, `${layout.dir}/${o.key}`);
+        if (problem) unmappable++;
+        else {
+          const parts = o.key.split("/");
+          for (let k = 1; k < parts.length; k++) dirs.add(parts.slice(0, k).join("/"));
+          if (e.path !== null) natural.push(e.path);
+        }
+        if (e.path !== null) {
+          total += e.size;
+          unchanged += base?.match(e)?.size ?? 0;
+        }
+        await spill.write(e);
+      }
+    }
+    await spill.finish();
+  } catch (err) {
+    await spill.remove();
+    throw minioError(src, `cannot list ${bucket}`, err);
+  }
+  // A key that is also the folder of other keys ("x" beside "x/y") cannot be a file there.
+  const isFolder = (e: ObjectEntry) => e.path !== null && e.pathReason === undefined && dirs.has(e.key);
+  const folders = natural.filter((p) => dirs.has(p.slice(layout.dir.length + 1))).length;
+  unmappable += folders;
+
+  const transfer = emptyTransfer(base);
+  const incremental = base !== undefined && unchanged > 0 && (unmappable > 0 || unchanged >= total * LINK_MIN_SHARE);
+  const mode = incremental ? "link" : unmappable > 0 ? "fetch" : "mirror";
+  if (mode === "fetch") ctx.progress.warn(`minio: ${bucket}: ${unmappable} key(s) cannot be stored as paths; fetching the bucket object by object`);
 
   const steps: StepResult[] = [];
-  let kept: ObjectEntry[];
-  if (incremental || unmappable > 0) {
-    if (!incremental) ctx.progress.warn(`minio: ${bucket}: ${unmappable} key(s) cannot be stored as paths; fetching the bucket object by object`);
-    const got = await mapLimit(entries, STAT_CONCURRENCY, async (e, i) => {
-      stopIfAborted();
-      if (e.path === null) return e;
-      return takeObject(ctx, client, bucket, e, matches[i], transfer);
-    });
-    kept = got.filter((e): e is ObjectEntry => e !== undefined);
-  } else {
-    kept = await mirrorBucket(ctx, client, bucket, entries, transfer, steps, stopIfAborted);
+  let hasher: LiveHasher | undefined;
+  try {
+    if (mode === "mirror") {
+      // mc writes each object to a temporary name and renames it into place: each file is hashed (and
+      // fsynced) as soon as it is there, while mc goes on.
+      hasher = new LiveHasher({ root: ctx.setDir, candidates: async () => natural, writers: () => ctx.runner.livePids(), pool: ctx.pool, durable: true, stopAfterMissing: 64 }).start();
+      try {
+        for (const step of planMinio(src, { buckets: [bucket] })) steps.push(await ctx.runner.run(step, ctx.setDir));
+      } finally {
+        await hasher.stop();
+      }
+    }
+    natural.length = 0;
+
+    // Pass 2: each object's bytes, a batch at a time, in listing order; the set's listing written as it goes.
+    const listing = await ListingWriter.open(join(ctx.setDir, layout.listing));
+    const files: FileEntry[] = [];
+    const counts = { objects: 0, bytes: 0, markers: 0, unmapped: 0 };
+    const known = mode === "mirror" ? new Set<string>() : undefined;
+    const keep = async (e: ObjectEntry) => {
+      await listing.write(e);
+      counts.objects++;
+      if (e.marker) counts.markers++;
+      else counts.bytes += e.size;
+      if (e.pathReason !== undefined) counts.unmapped++;
+      if (e.path !== null) {
+        files.push({ path: e.path, size: e.size, sha256: e.sha256 });
+        known?.add(e.path);
+      }
+    };
+    try {
+      for await (const batch of spill.batches(BATCH)) {
+        stopIfAborted();
+        const taken = await mapLimit(batch, STAT_CONCURRENCY, async (listed): Promise<ObjectEntry | undefined> => {
+          const e = isFolder(listed) ? { ...listed, path: `${layout.unmapped}/${sha256Hex(listed.key)}`, pathReason: "key is also the folder of other keys" } : listed;
+          if (e.path === null) return e;
+          if (mode !== "mirror") return takeObject(ctx, client, bucket, e, base?.match(e), transfer);
+          return reconcileMirrored(ctx, client, bucket, e, hasher!, transfer);
+        });
+        for (const e of taken) if (e) await keep(e);
+      }
+      if (mode === "mirror") {
+        // Objects that appeared while mc mirror ran are on disk but not in the listing: describe them too.
+        const extra: string[] = [];
+        await walkFiles(bucketDir, ctx.setDir, (rel) => {
+          if (!known!.has(rel)) extra.push(rel);
+        });
+        known!.clear();
+        for (const rel of extra) {
+          stopIfAborted();
+          const key = rel.slice(layout.dir.length + 1);
+          const attrs = await attributesIfExists(client, bucket, key);
+          if (!attrs) {
+            await rm(join(ctx.setDir, rel), { force: true }); // gone again, or not an object at all
+            continue;
+          }
+          const d = await hasher!.digestOf(rel);
+          transfer.fetched.objects++;
+          transfer.fetched.bytes += d.size;
+          await keep({ ...entryFor({ key, ...attrs }, attrs, rel), size: d.size, sha256: d.sha256 });
+        }
+      }
+    } catch (err) {
+      await listing.abandon();
+      throw err;
+    }
+    const listingFile = { path: layout.listing, ...(await listing.close()) };
+    const facts: BucketFacts = { name: bucket, dir: layout.dir, listing: layout.listing, ...counts, transfer };
+    ctx.progress.info(`minio: ${bucket}: ${counts.objects} objects, ${counts.bytes} bytes${transferText(transfer)}`);
+    return { facts, steps, files: [...files, listingFile] };
+  } finally {
+    await spill.remove();
   }
-  kept.sort(byKey);
-  const listingFile = { path: layout.listing, ...(await writeListing(join(ctx.setDir, layout.listing), kept)) };
-  const facts = { ...bucketFacts(bucket, kept), transfer };
-  ctx.progress.info(`minio: ${bucket}: ${kept.length} objects, ${facts.bytes} bytes${transferText(transfer)}`);
-  return { facts, steps, files: [...kept.filter((e) => e.path !== null).map((e) => ({ path: e.path!, size: e.size, sha256: e.sha256 })), listingFile] };
+}
+
+/** Objects taken from the spilled listing at a time (and in flight at once, up to STAT_CONCURRENCY). */
+const BATCH = 512;
+
+/**
+ * What mc wrote with the listed size is the listed object (its digest taken
+ * as mc finished it, or now); anything else changed while mc ran and is
+ * fetched again, with fresh attributes. An object deleted meanwhile is
+ * dropped with a warning.
+ */
+async function reconcileMirrored(ctx: ServiceBackupContext, client: Minio.Client, bucket: string, e: ObjectEntry, hasher: LiveHasher, transfer: Transfer): Promise<ObjectEntry | undefined> {
+  const abs = join(ctx.setDir, e.path!);
+  const onDisk = await stat(abs).catch(() => undefined);
+  if (onDisk?.isFile() && onDisk.size === e.size) {
+    const d = await hasher.digestOf(e.path!);
+    transfer.fetched.objects++;
+    transfer.fetched.bytes += d.size;
+    return { ...e, size: d.size, sha256: d.sha256 };
+  }
+  const fresh = await attributesIfExists(client, bucket, e.key);
+  await rm(abs, { force: true });
+  if (!fresh) {
+    ctx.progress.warn(`minio: ${bucket}: ${JSON.stringify(e.key)} was deleted during the backup; not in this set`);
+    return undefined;
+  }
+  return takeObject(ctx, client, bucket, entryFor({ key: e.key, ...fresh }, fresh, e.path), undefined, transfer);
+}
+
+/**
+ * Listing entries spilled to a file while the listing is read, then read
+ * back once, in batches: a bucket's listing never has to fit in memory.
+ */
+class Spill {
+  #batch: string[] = [];
+  #bytes = 0;
+  private constructor(
+    readonly path: string,
+    readonly fh: FileHandle,
+  ) {}
+
+  static async open(path: string): Promise<Spill> {
+    return new Spill(path, await open(path, "w", 0o600));
+  }
+
+  async write(e: ObjectEntry): Promise<void> {
+    const line = `${JSON.stringify(e)}\n`;
+    this.#batch.push(line);
+    this.#bytes += line.length;
+    if (this.#bytes >= 256 * 1024) await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#batch.length === 0) return;
+    const text = this.#batch.join("");
+    this.#batch = [];
+    this.#bytes = 0;
+    await this.fh.write(text);
+  }
+
+  async finish(): Promise<void> {
+    await this.#flush();
+    await this.fh.close();
+  }
+
+  async *batches(size: number): AsyncGenerator<ObjectEntry[]> {
+    const lines = createInterface({ input: createReadStream(this.path, "utf8"), crlfDelay: Infinity });
+    let batch: ObjectEntry[] = [];
+    for await (const line of lines) {
+      if (line === "") continue;
+      batch.push(JSON.parse(line) as ObjectEntry);
+      if (batch.length >= size) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+
+  async remove(): Promise<void> {
+    await this.fh.close().catch(() => {});
+    await rm(this.path, { force: true });
+  }
 }
 
 type Transfer = NonNullable<BucketFacts["transfer"]>;
@@ -212,84 +386,6 @@ async function takeObject(
     }
     throw minioError(ctx.cfg.minio!, `cannot fetch ${JSON.stringify(e.key)}${versionId ? ` version ${versionId}` : ""}`, err);
   }
-}
-
-/**
- * mc mirror of a bucket whose keys are all safe paths. mc writes each object
- * to a temporary name and renames it into place: each file is hashed (and
- * fsynced) as soon as it is there, while mc goes on. Then each listed object
- * is reconciled with what mc wrote (an object that changed meanwhile is
- * fetched again), and objects that appeared during the mirror are described.
- */
-async function mirrorBucket(
-  ctx: ServiceBackupContext,
-  client: Minio.Client,
-  bucket: string,
-  entries: ObjectEntry[],
-  transfer: Transfer,
-  steps: StepResult[],
-  stopIfAborted: () => void,
-): Promise<ObjectEntry[]> {
-  const src = ctx.cfg.minio!;
-  const layout = bucketLayout(bucket);
-  const expected = entries.filter((e) => e.path !== null).map((e) => e.path!);
-  const hasher = new LiveHasher({
-    root: ctx.setDir,
-    candidates: async () => expected,
-    writers: () => ctx.runner.livePids(),
-    pool: ctx.pool,
-    durable: true,
-    stopAfterMissing: 64,
-  }).start();
-  try {
-    for (const step of planMinio(src, { buckets: [bucket] })) steps.push(await ctx.runner.run(step, ctx.setDir));
-  } finally {
-    await hasher.stop();
-  }
-
-  // What mc wrote with the listed size is the listed object; anything else is fetched again.
-  const fetched = new Map<string, ObjectEntry>();
-  const kept = await mapLimit(entries, STAT_CONCURRENCY, async (e): Promise<ObjectEntry | undefined> => {
-    stopIfAborted();
-    if (e.path === null) return e;
-    const onDisk = await stat(join(ctx.setDir, e.path)).catch(() => undefined);
-    if (onDisk?.isFile() && onDisk.size === e.size) return e;
-    const fresh = await attributesIfExists(client, bucket, e.key);
-    await rm(join(ctx.setDir, e.path), { force: true });
-    if (!fresh) {
-      ctx.progress.warn(`minio: ${bucket}: ${JSON.stringify(e.key)} was deleted during the backup; not in this set`);
-      return undefined;
-    }
-    const got = await takeObject(ctx, client, bucket, entryFor({ key: e.key, ...fresh }, fresh, e.path), undefined, transfer);
-    if (got) fetched.set(got.path!, got);
-    return got;
-  });
-  const out = kept.filter((e): e is ObjectEntry => e !== undefined);
-
-  // Objects that appeared while mc mirror ran are on disk but not in the listing: describe them too.
-  const known = new Set(out.filter((e) => e.path).map((e) => e.path!));
-  for (const rel of await listFiles(join(ctx.setDir, layout.dir), ctx.setDir)) {
-    stopIfAborted();
-    if (known.has(rel)) continue;
-    const key = rel.slice(layout.dir.length + 1);
-    const attrs = await attributesIfExists(client, bucket, key);
-    if (!attrs) {
-      await rm(join(ctx.setDir, rel), { force: true }); // gone again, or not an object at all
-      continue;
-    }
-    out.push(entryFor({ key, ...attrs }, attrs, rel));
-  }
-
-  // Digests: mc's files hashed as they appeared (checked unchanged since) or now; ours as they streamed in.
-  const mirrored = out.filter((e) => e.path !== null && !fetched.has(e.path));
-  const digests = await hasher.settle(mirrored.map((e) => e.path!));
-  mirrored.forEach((e, i) => {
-    e.size = digests[i]!.size;
-    e.sha256 = digests[i]!.sha256;
-    transfer.fetched.objects++;
-    transfer.fetched.bytes += e.size;
-  });
-  return out;
 }
 
 function bucketFacts(bucket: string, kept: ObjectEntry[]): BucketFacts {

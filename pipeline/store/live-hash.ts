@@ -48,11 +48,19 @@ export type LiveHasherOptions = {
   stopAfterMissing?: number;
 };
 
-type Stamp = { ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint };
-type Known = { sha256: string; size: number; stamp: Stamp };
+/** A file's identity and last change as one string (compact: a bucket may hold millions): inode, size, mtime, ctime in ns. */
+type Stamp = string;
+/** The digest and the stamp it was taken at: "<sha256 hex><size> <stamp>". */
+type Known = string;
 
-const stampOf = (s: BigIntStats): Stamp => ({ ino: s.ino, size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs });
-const sameStamp = (a: Stamp, b: Stamp) => a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
+/**
+ * The same text as one flat string of its own: a slice keeps the whole
+ * string it was cut from alive, and a template literal is a tree of its
+ * pieces. (A JSON round trip is exact for any string.)
+ */
+export const flat = (s: string): string => JSON.parse(JSON.stringify(s)) as string;
+
+const stampOf = (s: BigIntStats): Stamp => `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
 const NS_PER_MS = 1_000_000n;
 
 export class LiveHasher {
@@ -115,8 +123,8 @@ export class LiveHasher {
         .hash(abs, { durable: this.#o.durable })
         .then(async (d) => {
           const s2 = await stat(abs, { bigint: true });
-          if (sameStamp(stampOf(s1), stampOf(s2)) && BigInt(d.size) === s1.size) {
-            this.#known.set(rel, { ...d, stamp: stampOf(s1) });
+          if (stampOf(s1) === stampOf(s2) && BigInt(d.size) === s1.size) {
+            this.#known.set(rel, flat(`${d.sha256}${d.size} ${stampOf(s1)}`)); // one flat string: a template is a tree of pieces
             this.stats.early++;
           }
         })
@@ -127,25 +135,29 @@ export class LiveHasher {
   }
 
   /**
-   * The digests of `paths` (set-relative) once their writers have exited:
-   * an early digest where the file's stat is unchanged since it was taken,
-   * a fresh one otherwise. In the order given.
+   * The digest of one file (set-relative) once its writers have exited: the
+   * early one when the file's stat is unchanged since it was taken, a fresh
+   * one otherwise. Call stop() first.
    */
+  async digestOf(rel: string): Promise<FileEntry> {
+    const abs = join(this.#o.root, rel);
+    const known = this.#known.get(rel);
+    if (known) {
+      this.#known.delete(rel);
+      const space = known.indexOf(" ", 64);
+      if (known.slice(space + 1) === stampOf(await stat(abs, { bigint: true }))) {
+        this.stats.reused++;
+        return { path: rel, size: Number(known.slice(64, space)), sha256: flat(known.slice(0, 64)) };
+      }
+    }
+    this.stats.late++;
+    const d = await this.#o.pool.hash(abs, { durable: this.#o.durable });
+    return { path: rel, ...d };
+  }
+
+  /** digestOf every path, in the order given (after stopping). */
   async settle(paths: string[]): Promise<FileEntry[]> {
     await this.stop();
-    return mapLimit(paths, this.#o.pool.size * 4, async (rel) => {
-      const abs = join(this.#o.root, rel);
-      const known = this.#known.get(rel);
-      if (known) {
-        const now = await stat(abs, { bigint: true });
-        if (sameStamp(known.stamp, stampOf(now))) {
-          this.stats.reused++;
-          return { path: rel, size: known.size, sha256: known.sha256 };
-        }
-      }
-      this.stats.late++;
-      const d = await this.#o.pool.hash(abs, { durable: this.#o.durable });
-      return { path: rel, ...d };
-    });
+    return mapLimit(paths, this.#o.pool.size * 4, (rel) => this.digestOf(rel));
   }
 }
