@@ -84,6 +84,24 @@ export async function forEachListed(path: string, fn: (e: ObjectEntry, line: num
   return { size, sha256: hash.digest("hex") };
 }
 
+/** A listing's entries one at a time, validated as readListing does (memory: one line). */
+export async function* listedEntries(path: string): AsyncGenerator<ObjectEntry> {
+  const lines = createInterface({ input: createReadStream(path, "utf8"), crlfDelay: Infinity });
+  let n = 0;
+  for await (const line of lines) {
+    n++;
+    if (line === "") continue;
+    let parsed;
+    try {
+      parsed = ObjectEntrySchema.safeParse(JSON.parse(line));
+    } catch (err) {
+      throw new Error(`line ${n}: not JSON: ${(err as Error).message}`);
+    }
+    if (!parsed.success) throw new Error(`line ${n}: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
+    yield parsed.data;
+  }
+}
+
 /**
  * A listing written as a stream (memory: a batch of lines), each entry
  * validated as readListing will, the bytes hashed as they are written, the
