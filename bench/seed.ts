@@ -22,9 +22,9 @@ async function run(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise
 // Seeding
 // ---------------------------------------------------------------------------
 
-export type SeedSize = { scale: number; keys: number; objects: number; objectBytes: number; say: (m: string) => void };
+export type SeedSize = { scale: number; keys: number; objects: number; objectBytes: number; blobs?: number; say: (m: string) => void };
 
-/** The bench dataset: pgbench tables plus a bytea/jsonb table, Redis keys of three kinds, objects small and large. */
+/** The bench dataset: pgbench tables plus 50,000 incompressible 4 KiB bytea rows, Redis keys of three kinds, objects small and large. */
 export async function seed(s: SandboxServers, dims: SeedSize): Promise<void> {
   const { scale: SCALE, keys: KEYS, objects: OBJECTS, objectBytes: OBJECT_BYTES, say } = dims;
   const pgEnv = { PGPASSWORD: s.postgres.password.reveal() };
@@ -34,10 +34,15 @@ export async function seed(s: SandboxServers, dims: SeedSize): Promise<void> {
   say(`postgres: pgbench -i -s ${SCALE}`);
   await run(resolveTool("pgbench"), ["-i", "-q", "-s", String(SCALE), "-h", s.postgres.host, "-p", String(s.postgres.port), "-U", "postgres", "bench"], pgEnv);
   const db = await connectPostgres(s.postgres, "bench");
-  await db.query(`CREATE TABLE blobs (id serial PRIMARY KEY, body bytea NOT NULL, doc jsonb NOT NULL);
-    INSERT INTO blobs (body, doc)
-      SELECT decode(repeat(md5(g::text), 64), 'hex'), jsonb_build_object('n', g, 'tags', jsonb_build_array('a', 'b', g % 7))
-      FROM generate_series(1, 100000) g;`);
+  // 50,000 incompressible 4 KiB rows (random bytes, written from here in batches), beside pgbench's very compressible ones.
+  await db.query("CREATE TABLE blobs (id serial PRIMARY KEY, body bytea NOT NULL, doc jsonb NOT NULL)");
+  const BLOBS = dims.blobs ?? 50_000;
+  for (let i = 0; i < BLOBS; i += 500) {
+    const n = Math.min(500, BLOBS - i);
+    const bodies = Array.from({ length: n }, () => randomBytes(4096));
+    const docs = Array.from({ length: n }, (_, j) => JSON.stringify({ n: i + j, tags: ["a", "b", (i + j) % 7] }));
+    await db.query("INSERT INTO blobs (body, doc) SELECT * FROM unnest($1::bytea[], $2::jsonb[])", [bodies, docs]);
+  }
   const size = await db.query<{ s: string }>("SELECT pg_size_pretty(pg_database_size('bench')) AS s");
   await db.end();
   say(`postgres: bench database ${size.rows[0]!.s}`);

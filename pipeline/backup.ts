@@ -1,10 +1,13 @@
+import { join } from "node:path";
 import { backupMinio } from "./backup/minio.js";
 import { backupPostgres } from "./backup/postgres.js";
 import { backupRedis } from "./backup/redis.js";
 import type { ServiceBackupContext, ServiceBackupResult } from "./backup/context.js";
 import { configuredServices, type Config, type ServiceName } from "./config.js";
 import { OperationError, UserError } from "./errors.js";
-import { hashUnder, listFiles } from "./hash.js";
+import { mapLimit } from "./concurrency.js";
+import { walkFiles } from "./hash.js";
+import { HashPool } from "./store/hash-pool.js";
 import { buildManifest, SET_META_FILES, writeManifest, type FileEntry, type Manifest } from "./manifest.js";
 import { failureLines, preflight } from "./preflight.js";
 import type { Progress } from "./progress.js";
@@ -72,6 +75,7 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
   const onOuterAbort = () => abort.abort();
   opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
   const runner = new HostRunner({ tools: cfg.tools, secrets: secretBagFromConfig(cfg), progress: opts.progress, signal: abort.signal, timeouts });
+  const pool = new HashPool();
   try {
     const startedAt = now();
     const staged = await stageSet(cfg.output, startedAt);
@@ -89,9 +93,10 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
             const scoped = {
               run: (step: Parameters<HostRunner["run"]>[0], cwd: string, stepSignal?: AbortSignal) => runner.run(step, cwd, stepSignal ? AbortSignal.any([signal, stepSignal]) : signal),
               binary: runner.binary.bind(runner),
+              livePids: runner.livePids.bind(runner),
             };
             const worker = WORKERS[s] as (ctx: ServiceBackupContext) => Promise<ServiceBackupResult<unknown>>;
-            return worker({ cfg, setDir: staged.dir, runner: scoped, progress: opts.progress, signal });
+            return worker({ cfg, setDir: staged.dir, runner: scoped, pool, progress: opts.progress, signal });
           }).catch((err: unknown) => {
             firstError ??= err;
             abort.abort();
@@ -103,7 +108,7 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
       if (opts.signal?.aborted) throw new OperationError("backup cancelled");
       const results = settled.map((r) => (r as PromiseFulfilledResult<ServiceBackupResult<never>>).value);
 
-      const files = await completeFileList(staged.dir, results.flatMap((r) => r.files));
+      const files = await completeFileList(staged.dir, results.flatMap((r) => r.files), pool);
       const steps: StepResult[] = results.flatMap((r) => r.steps);
       const manifest = buildManifest({
         id: staged.id,
@@ -130,16 +135,21 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
     }
   } finally {
     opts.signal?.removeEventListener("abort", onOuterAbort);
+    await pool.close();
     runner.dispose();
     await lock.release();
   }
 }
 
-/** The services' file lists, plus any file they did not account for (hashed now), sorted by path. */
-export async function completeFileList(setDir: string, reported: FileEntry[]): Promise<FileEntry[]> {
-  const byPath = new Map(reported.map((f) => [f.path, f]));
-  const onDisk = (await listFiles(setDir, setDir)).filter((p) => !SET_META_FILES.has(p));
-  const missing = onDisk.filter((p) => !byPath.has(p));
-  for (const f of await hashUnder(setDir, missing, { durable: true })) byPath.set(f.path, f);
-  return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+/** The services' file lists, plus any file they did not account for (hashed now), sorted by path (in place). */
+export async function completeFileList(setDir: string, reported: FileEntry[], pool: HashPool): Promise<FileEntry[]> {
+  const known = new Set(reported.map((f) => f.path));
+  const missing: string[] = [];
+  await walkFiles(setDir, setDir, (p) => {
+    if (!known.has(p) && !SET_META_FILES.has(p)) missing.push(p);
+  });
+  known.clear();
+  const hashed = await mapLimit(missing, pool.size * 2, async (p) => ({ path: p, ...(await pool.hash(join(setDir, p), { durable: true })) }));
+  reported.push(...hashed);
+  return reported.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }

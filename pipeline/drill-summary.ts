@@ -37,14 +37,29 @@ export const DrillCheckSchema = z.strictObject({
 });
 export type DrillCheck = z.infer<typeof DrillCheckSchema>;
 
+const ms = z.number().int().min(0);
+
+export const DrillServiceProfileSchema = z
+  .strictObject({
+    serverStartMs: ms.optional().meta({ description: "Starting the throwaway server (for Redis: on the set's dump.rdb, which is its restore); absent for a target that was given." }),
+    restoreMs: ms.meta({ description: "The restore itself (as restoreMs)." }),
+    checksMs: ms.meta({ description: "All checks (as checksMs)." }),
+    checks: z
+      .record(z.string(), z.strictObject({ count: z.number().int().min(0), ms }))
+      .meta({ description: "Per kind of check: how many, and the wall time from the first one's start to the last one's end (kinds run side by side, so spans overlap)." }),
+  })
+  .meta({ description: "Where a service's drill time went." });
+export type DrillServiceProfile = z.infer<typeof DrillServiceProfileSchema>;
+
 export const DrillServiceSchema = z.strictObject({
   ok: z.boolean(),
   /** Wall time to restore this service into an empty server: the RTO a team can expect. */
-  restoreMs: z.number().int().min(0),
+  restoreMs: ms,
   /** Wall time of the checks after the restore. */
-  checksMs: z.number().int().min(0),
+  checksMs: ms,
   target: z.strictObject({ version: z.string() }),
   checks: z.array(DrillCheckSchema),
+  profile: DrillServiceProfileSchema.optional(),
 });
 export type DrillService = z.infer<typeof DrillServiceSchema>;
 
@@ -69,6 +84,13 @@ export const DrillSummarySchema = z
       failed: z.number().int().min(0),
       restoreMs: z.number().int().min(0),
     }),
+    profile: z
+      .strictObject({
+        verifyMs: ms.meta({ description: "Checking the set's checksums before anything is restored (the throwaway servers start meanwhile)." }),
+        wallMs: ms.meta({ description: "The whole drill, from its start to the summary." }),
+      })
+      .optional()
+      .meta({ description: "Where the drill's time went; each service's own profile is under services.<name>.profile. Absent in drills of older versions." }),
     sha256: z
       .string()
       .regex(/^[0-9a-f]{64}$/)
@@ -146,6 +168,7 @@ export function buildDrillSummary(input: {
   startedAt: string;
   finishedAt: string;
   services: { name: "postgres" | "redis" | "minio"; result: DrillService }[];
+  profile?: DrillSummary["profile"];
 }): DrillSummary {
   const all = input.services.flatMap((s) => s.result.checks);
   return {
@@ -165,5 +188,6 @@ export function buildDrillSummary(input: {
       // Services restore side by side: the stack is back when the slowest is.
       restoreMs: input.services.reduce((a, s) => Math.max(a, s.result.restoreMs), 0),
     },
+    ...(input.profile ? { profile: input.profile } : {}),
   };
 }

@@ -1,3 +1,4 @@
+import { defaultJobs } from "./cores.js";
 import { readdir, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { MinioTarget } from "../probes/minio.js";
@@ -5,6 +6,7 @@ import type { RedisTarget } from "../probes/redis.js";
 import type { Config, ServiceName } from "./config.js";
 import { targetsThatAreSources } from "./restore/guards.js";
 import { buildDrillSummary, writeDrillSummary, type DrillCheck, type DrillService, type DrillSummary } from "./drill-summary.js";
+import { checkProfile } from "./restore/checks.js";
 import { BackupDrillError, OperationError, TimeoutError, UserError } from "./errors.js";
 import type { Progress } from "./progress.js";
 import { REDIS_RDB } from "./plan.js";
@@ -46,9 +48,17 @@ export function refuseSourceTargets(cfg: Config, targets: DrillTargets): void {
   if (first) throw new UserError(`drill target ${first} is a configured backup source; a drill only restores into throwaway servers`);
 }
 
-/** One service's drill outcome from its checks (restore reports the same way). */
-export function serviceResult(restoreMs: number, checksStarted: number, version: string, checks: DrillCheck[]): DrillService {
-  return { ok: checks.every((c) => c.ok), restoreMs, checksMs: Date.now() - checksStarted, target: { version }, checks };
+/** One service's drill outcome from its checks (restore reports the same way), with where its time went. */
+export function serviceResult(restoreMs: number, checksStarted: number, version: string, checks: DrillCheck[], serverStartMs?: number): DrillService {
+  const checksMs = Date.now() - checksStarted;
+  return {
+    ok: checks.every((c) => c.ok),
+    restoreMs,
+    checksMs,
+    target: { version },
+    checks,
+    profile: { ...(serverStartMs !== undefined ? { serverStartMs } : {}), restoreMs, checksMs, checks: checkProfile(checks) },
+  };
 }
 
 /** A failure of the restore itself is a failed check (the set does not restore), not a failed run. */
@@ -60,37 +70,55 @@ export function restoreFailed(service: ServiceName, err: unknown, restoreMs: num
   return { ok: false, restoreMs, checksMs: 0, target: { version: "unknown" }, checks: [check] };
 }
 
-async function drillPostgres(cfg: Config, set: LoadedSet, opts: DrillOptions, explicit?: PostgresTarget): Promise<DrillService> {
-  const server = explicit ? undefined : await startPostgres({ tools: cfg.tools });
+/** Started servers wait for this before anything is restored into them: the set's checksums. */
+type Gate = Promise<void>;
+
+async function timedStart<T>(start: () => Promise<T>): Promise<{ server: T; ms: number }> {
+  const t0 = Date.now();
+  const server = await start();
+  return { server, ms: Date.now() - t0 };
+}
+
+async function drillPostgres(cfg: Config, set: LoadedSet, opts: DrillOptions, verified: Gate, explicit?: PostgresTarget): Promise<DrillService> {
+  const started = explicit ? undefined : await timedStart(() => startPostgres({ tools: cfg.tools }));
+  const server = started?.server;
   const target = explicit ?? server!;
   const runner = new HostRunner({ tools: cfg.tools, secrets: { "postgres.target.password": target.password }, progress: opts.progress, signal: opts.signal, ...(cfg.timeouts ? { timeouts: cfg.timeouts } : {}) });
   try {
     if (server) checkpoint("drill:postgres:server-started");
+    await verified;
     opts.progress.info(`drill postgres: restoring into ${target.host}:${target.port}`);
     const t0 = Date.now();
     let restored;
     try {
-      restored = await restorePostgres(set, target, runner, { jobs: cfg.postgres?.jobs ?? 2, globals: true, clean: true });
+      restored = await restorePostgres(set, target, runner, { jobs: cfg.postgres?.jobs ?? defaultJobs(), globals: true, clean: true });
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       return restoreFailed("postgres", err, Date.now() - t0);
     }
     const t1 = Date.now();
-    const checks = await checkPostgres(set, target, runner, { sanityQueries: cfg.postgres?.sanityQueries ?? [], ownershipRestored: restored.ownershipRestored });
-    return serviceResult(restored.restoreMs, t1, server?.version ?? "external", checks);
+    const checks = await checkPostgres(set, target, runner, {
+      sanityQueries: cfg.postgres?.sanityQueries ?? [],
+      ownershipRestored: restored.ownershipRestored,
+      jobs: cfg.postgres?.jobs ?? defaultJobs(),
+    });
+    return serviceResult(restored.restoreMs, t1, server?.version ?? "external", checks, started?.ms);
   } finally {
     runner.dispose();
     await server?.stop();
   }
 }
 
-async function drillRedis(cfg: Config, set: LoadedSet, opts: DrillOptions, explicit?: RedisTarget): Promise<DrillService> {
+async function drillRedis(cfg: Config, set: LoadedSet, opts: DrillOptions, verified: Gate, explicit?: RedisTarget): Promise<DrillService> {
+  // The server starts on the set's dump.rdb (that load is the restore): only once the set is verified.
+  await verified;
   const t0 = Date.now();
   let server;
   if (!explicit) {
     opts.progress.info("drill redis: starting a server on the set's dump.rdb");
     try {
-      server = await startRedis({ tools: cfg.tools, rdb: join(set.dir, REDIS_RDB) });
+      // Linked, not copied: the throwaway server never saves ("save" is off), and a save would replace the link.
+      server = await startRedis({ tools: cfg.tools, rdb: join(set.dir, REDIS_RDB), linkRdb: true });
       checkpoint("drill:redis:server-started");
     } catch (err) {
       if (opts.signal?.aborted) throw err;
@@ -101,17 +129,19 @@ async function drillRedis(cfg: Config, set: LoadedSet, opts: DrillOptions, expli
   try {
     const t1 = Date.now();
     const checks = await checkRedis(set, explicit ?? server!, { now: (opts.now ?? (() => new Date()))() });
-    return serviceResult(restoreMs, t1, server?.version ?? "external", checks);
+    return serviceResult(restoreMs, t1, server?.version ?? "external", checks, explicit ? undefined : restoreMs);
   } finally {
     await server?.stop();
   }
 }
 
-async function drillMinio(cfg: Config, set: LoadedSet, opts: DrillOptions, explicit?: MinioTarget): Promise<DrillService> {
-  const server = explicit ? undefined : await startMinio({ tools: cfg.tools });
+async function drillMinio(cfg: Config, set: LoadedSet, opts: DrillOptions, verified: Gate, explicit?: MinioTarget): Promise<DrillService> {
+  const started = explicit ? undefined : await timedStart(() => startMinio({ tools: cfg.tools }));
+  const server = started?.server;
   const target: MinioTarget = explicit ?? { endpoint: server!.endpoint, accessKey: server!.accessKey, secretKey: server!.secretKey, region: "us-east-1" };
   try {
     if (server) checkpoint("drill:minio:server-started");
+    await verified;
     opts.progress.info(`drill minio: restoring objects into ${target.endpoint}`);
     const t0 = Date.now();
     let restored;
@@ -122,7 +152,7 @@ async function drillMinio(cfg: Config, set: LoadedSet, opts: DrillOptions, expli
       return restoreFailed("minio", err, Date.now() - t0);
     }
     const t1 = Date.now();
-    return serviceResult(restored.restoreMs, t1, server ? "minio (pinned build)" : "external", await checkMinio(set, target, {}));
+    return serviceResult(restored.restoreMs, t1, server ? "minio (pinned build)" : "external", await checkMinio(set, target, {}), started?.ms);
   } finally {
     await server?.stop();
   }
@@ -176,17 +206,27 @@ async function drillLocked(cfg: Config, id: string, dir: string, opts: DrillOpti
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (DRILL_TEMP_PATTERN.test(basename(name))) await rm(join(dir, name), { force: true });
   }
-  // Checksums (and listings) only: restoring each dump is the stronger format check, and it follows.
-  await requireVerified(id, dir, { tools: cfg.tools, progress: opts.progress, formatChecks: false, timeouts });
-  const set = await loadSet(id, dir);
+  const set = await loadSet(id, dir).catch(async (err: unknown) => {
+    // A manifest that does not check out: verify names it, as for any other damage.
+    await requireVerified(id, dir, { tools: cfg.tools, progress: opts.progress, formatChecks: false, timeouts });
+    throw err;
+  });
   const services = (["postgres", "redis", "minio"] as const).filter((s) => set.manifest.services[s] !== undefined);
   if (services.length === 0) throw new UserError(`set ${id} holds no service backup`);
   const startedAt = now();
+  const t0 = Date.now();
   opts.progress.info(`drill ${id}: ${services.join(", ")}`);
+  // Checksums (and listings) only: restoring each dump is the stronger format check, and it follows.
+  // The throwaway servers start meanwhile; nothing is restored into them before the set is verified.
+  let verifyMs = 0;
+  const verified = requireVerified(id, dir, { tools: cfg.tools, progress: opts.progress, formatChecks: false, timeouts }).then(() => {
+    verifyMs = Date.now() - t0;
+  });
+  verified.catch(() => {}); // awaited below; each service also waits for it
   const drills: Record<ServiceName, (o: DrillOptions) => Promise<DrillService>> = {
-    postgres: (o) => drillPostgres(cfg, set, o, opts.targets?.postgres),
-    redis: (o) => drillRedis(cfg, set, o, opts.targets?.redis),
-    minio: (o) => drillMinio(cfg, set, o, opts.targets?.minio),
+    postgres: (o) => drillPostgres(cfg, set, o, verified, opts.targets?.postgres),
+    redis: (o) => drillRedis(cfg, set, o, verified, opts.targets?.redis),
+    minio: (o) => drillMinio(cfg, set, o, verified, opts.targets?.minio),
   };
   const settled = await Promise.allSettled(
     services.map((s) =>
@@ -195,6 +235,8 @@ async function drillLocked(cfg: Config, id: string, dir: string, opts: DrillOpti
       ),
     ),
   );
+  // A set that fails verification is the verdict (exit 3), whatever the servers did meanwhile.
+  await verified;
   const failed = settled.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
   if (opts.signal?.aborted) throw new OperationError("restore drill cancelled");
   if (failed) throw failed.reason;
@@ -206,6 +248,7 @@ async function drillLocked(cfg: Config, id: string, dir: string, opts: DrillOpti
     startedAt: startedAt.toISOString(),
     finishedAt: now().toISOString(),
     services: services.map((name, i) => ({ name, result: results[i]! })),
+    profile: { verifyMs, wallMs: Date.now() - t0 },
   });
   await writeDrillSummary(dir, summary);
   return summary;

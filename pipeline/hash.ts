@@ -41,6 +41,26 @@ export async function listFiles(dir: string, base: string): Promise<string[]> {
 }
 
 /**
+ * Call `fn` with every regular file under `dir` (relative to `base`, "/"
+ * separators), one directory at a time: memory is one directory's entries,
+ * not the whole tree. Unordered.
+ */
+export async function walkFiles(dir: string, base: string, fn: (rel: string) => void): Promise<void> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await walkFiles(p, base, fn);
+    else if (e.isFile() || e.isSymbolicLink()) fn(relative(base, p).split(sep).join("/"));
+  }
+}
+
+/**
  * Like listFiles, but a directory that cannot be read is reported (path
  * relative to `base`, and the error code) instead of ending the walk.
  */

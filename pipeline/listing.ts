@@ -1,4 +1,6 @@
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { z } from "zod";
 
@@ -46,6 +48,44 @@ export function listingText(entries: ObjectEntry[]): string {
 /** Read and validate a listing; a bad line throws naming its line number. */
 export async function readListing(path: string): Promise<ObjectEntry[]> {
   const out: ObjectEntry[] = [];
+  await forEachListed(path, (e) => {
+    out.push(e);
+  });
+  return out;
+}
+
+/**
+ * Stream a listing line by line (memory: one line), validating each entry
+ * as readListing does; returns the file's size and sha256, read in the same
+ * pass, so a caller can check the listing against a manifest.
+ */
+export async function forEachListed(path: string, fn: (e: ObjectEntry, line: number) => void | Promise<void>): Promise<{ size: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const input = createReadStream(path);
+  input.on("data", (chunk) => {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  });
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let n = 0;
+  for await (const line of lines) {
+    n++;
+    if (line === "") continue;
+    let parsed;
+    try {
+      parsed = ObjectEntrySchema.safeParse(JSON.parse(line));
+    } catch (err) {
+      throw new Error(`line ${n}: not JSON: ${(err as Error).message}`);
+    }
+    if (!parsed.success) throw new Error(`line ${n}: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
+    await fn(parsed.data, n);
+  }
+  return { size, sha256: hash.digest("hex") };
+}
+
+/** A listing's entries one at a time, validated as readListing does (memory: one line). */
+export async function* listedEntries(path: string): AsyncGenerator<ObjectEntry> {
   const lines = createInterface({ input: createReadStream(path, "utf8"), crlfDelay: Infinity });
   let n = 0;
   for await (const line of lines) {
@@ -58,7 +98,67 @@ export async function readListing(path: string): Promise<ObjectEntry[]> {
       throw new Error(`line ${n}: not JSON: ${(err as Error).message}`);
     }
     if (!parsed.success) throw new Error(`line ${n}: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
-    out.push(parsed.data);
+    yield parsed.data;
   }
-  return out;
+}
+
+/**
+ * A listing written as a stream (memory: a batch of lines), each entry
+ * validated as readListing will, the bytes hashed as they are written, the
+ * file fsynced when closed. close() gives the file's size and sha256.
+ */
+export class ListingWriter {
+  readonly #hash = createHash("sha256");
+  #size = 0;
+  #batch: string[] = [];
+  #batchBytes = 0;
+  private constructor(readonly fh: FileHandle) {}
+
+  static async open(path: string): Promise<ListingWriter> {
+    return new ListingWriter(await open(path, "w", 0o644));
+  }
+
+  async write(e: ObjectEntry): Promise<void> {
+    const line = `${JSON.stringify(ObjectEntrySchema.parse(e))}\n`;
+    this.#batch.push(line);
+    this.#batchBytes += line.length;
+    if (this.#batchBytes >= 256 * 1024) await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#batch.length === 0) return;
+    const buf = Buffer.from(this.#batch.join(""), "utf8");
+    this.#batch = [];
+    this.#batchBytes = 0;
+    this.#hash.update(buf);
+    this.#size += buf.length;
+    await this.fh.write(buf);
+  }
+
+  async close(): Promise<{ size: number; sha256: string }> {
+    try {
+      await this.#flush();
+      await this.fh.sync();
+    } finally {
+      await this.fh.close();
+    }
+    return { size: this.#size, sha256: this.#hash.digest("hex") };
+  }
+
+  /** Close without caring for the result (an error path). */
+  async abandon(): Promise<void> {
+    await this.fh.close().catch(() => {});
+  }
+}
+
+/** Write a whole listing (see ListingWriter). */
+export async function writeListing(path: string, entries: Iterable<ObjectEntry>): Promise<{ size: number; sha256: string }> {
+  const w = await ListingWriter.open(path);
+  try {
+    for (const e of entries) await w.write(e);
+  } catch (err) {
+    await w.abandon();
+    throw err;
+  }
+  return w.close();
 }

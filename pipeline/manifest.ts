@@ -5,7 +5,7 @@ import { IntegrityError } from "./errors.js";
 import { parseSha256sums, sha256Hex, sha256sumLine } from "./hash.js";
 import { hostname } from "node:os";
 import { checkpoint } from "./checkpoint.js";
-import { writeFileDurable } from "./store/fsync.js";
+import { writeFileDurable, writeStreamDurable } from "./store/fsync.js";
 import { TOOL_VERSION } from "./version.js";
 
 export const MANIFEST_FILE = "manifest.json";
@@ -56,6 +56,11 @@ export const PostgresFactsSchema = z.strictObject({
   serverVersionNum: z.number().int(),
   systemIdentifier: z.string(),
   pgDumpVersion: z.string(),
+  compression: z
+    .string()
+    .optional()
+    .meta({ description: "postgres.compression the data files were dumped with (none, gzip[:level], lz4[:level], zstd[:level]); absent in sets of versions that did not record it (pg_dump's default, gzip)." }),
+  jobs: z.number().int().min(1).optional().meta({ description: "pg_dump --jobs the dump ran with." }),
   globals: z.string().optional().meta({ description: "Path of pg_dumpall --globals-only output, when taken." }),
   databases: z.array(
     z.strictObject({
@@ -144,6 +149,8 @@ export const RedisFactsSchema = z.strictObject({
     .meta({ description: "Every stream in dump.rdb that has consumer groups, with its groups." }),
 });
 
+const CountSchema = z.strictObject({ objects: z.number().int().min(0), bytes: z.number().int().min(0) });
+
 export const BucketFactsSchema = z.strictObject({
   name: z.string(),
   dir: z.string(),
@@ -186,6 +193,15 @@ export const BucketFactsSchema = z.strictObject({
     .array(z.string())
     .optional()
     .meta({ description: "Bucket features this set does not carry, each named (policy, tags, encryption, replication, notifications, per-version retention)." }),
+  transfer: z
+    .strictObject({
+      base: z.string().optional().meta({ description: "The set unchanged objects were taken from (absent: nothing was)." }),
+      linked: CountSchema.meta({ description: "Objects (versions) equal to the base set's by key, size, ETag and attributes, hard-linked from it; checksums carried over from its manifest." }),
+      copied: CountSchema.meta({ description: "Objects equal to the base set's that were copied from it because a hard link was refused (another filesystem)." }),
+      fetched: CountSchema.meta({ description: "Objects (versions) downloaded from the server: new, changed, or all of them in a full backup." }),
+    })
+    .optional()
+    .meta({ description: "How the bucket's object files came into the set. Every set is self-contained: a linked file is the same bytes, and deleting either set leaves the other whole." }),
 });
 
 export const MinioFactsSchema = z.strictObject({
@@ -265,20 +281,72 @@ export function manifestBytes(manifest: Manifest): Buffer {
   return Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, "utf8");
 }
 
+/** Why a file entry is not a FileEntry (what the schema would say), or undefined: checked by hand, as a set may list millions. */
+function fileEntryProblem(f: unknown): string | undefined {
+  if (!f || typeof f !== "object" || Array.isArray(f)) return "expected an object";
+  const e = f as Record<string, unknown>;
+  for (const k of Object.keys(e)) if (k !== "path" && k !== "size" && k !== "sha256") return `${k}: unknown key`;
+  if (typeof e.path !== "string" || e.path.length === 0) return "path: expected a non-empty string";
+  if (typeof e.size !== "number" || !Number.isInteger(e.size) || e.size < 0) return "size: expected an integer >= 0";
+  if (typeof e.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(e.sha256)) return "sha256: expected 64 hex digits";
+  return undefined;
+}
+
+/**
+ * The manifest checked against its schema: everything through zod but the
+ * file list, whose entries are checked one by one in place (no copy of a
+ * list that may hold millions). Returns the parsed manifest or the first
+ * problem as "<path>: <message>".
+ */
+function checkManifest(json: unknown): { manifest: Manifest } | { problem: string } {
+  const files = (json as { files?: unknown } | null)?.files;
+  if (!Array.isArray(files)) return { problem: "files: expected an array" };
+  const parsed = ManifestSchema.safeParse({ ...(json as object), files: [] });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return { problem: `${issue.path.join(".") || "(top level)"}: ${issue.message}` };
+  }
+  for (let i = 0; i < files.length; i++) {
+    const problem = fileEntryProblem(files[i]);
+    if (problem) return { problem: `files.${i}.${problem}` };
+  }
+  return { manifest: { ...parsed.data, files: files as FileEntry[] } };
+}
+
+/** The bytes of one file entry exactly as JSON.stringify(manifest, null, 2) writes it inside "files". */
+function fileEntryJson(f: FileEntry): string {
+  return `    {\n      "path": ${JSON.stringify(f.path)},\n      "size": ${f.size},\n      "sha256": ${JSON.stringify(f.sha256)}\n    }`;
+}
+
 /**
  * Seal a staged set: manifest.json, then SHA256SUMS (every artifact and
  * manifest.json), then manifest.sha256 last — its presence means the rest
- * was written. Returns the manifest's sha256.
+ * was written. Returns the manifest's sha256. Both big files are written as
+ * streams (hashed on the way), byte for byte what manifestBytes() gives.
  */
 export async function writeManifest(dir: string, manifest: Manifest): Promise<string> {
-  const parsed = ManifestSchema.parse(manifest);
-  const bytes = manifestBytes(parsed);
-  const manifestSha = sha256Hex(bytes);
+  const checked = checkManifest(manifest);
+  if ("problem" in checked) throw new Error(`manifest: ${checked.problem}`);
+  const parsed = checked.manifest;
+  // The document around the file list, in the schema's key order, as JSON.stringify indents it.
+  const MARK = "\u0000files\u0000";
+  const [before, after] = JSON.stringify({ ...parsed, files: MARK }, null, 2).split(JSON.stringify(MARK)) as [string, string];
   checkpoint(`seal:${MANIFEST_FILE}`);
-  await writeFileDurable(join(dir, MANIFEST_FILE), bytes);
-  const sums = [...parsed.files.map((f) => sha256sumLine(f.sha256, f.path)), sha256sumLine(manifestSha, MANIFEST_FILE)];
+  const manifestSha = await writeStreamDurable(join(dir, MANIFEST_FILE), function* () {
+    yield before;
+    if (parsed.files.length === 0) yield "[]";
+    else {
+      yield "[\n";
+      for (let i = 0; i < parsed.files.length; i++) yield `${fileEntryJson(parsed.files[i]!)}${i + 1 < parsed.files.length ? ",\n" : "\n"}`;
+      yield "  ]";
+    }
+    yield `${after}\n`;
+  });
   checkpoint(`seal:${SUMS_FILE}`);
-  await writeFileDurable(join(dir, SUMS_FILE), sums.join(""));
+  await writeStreamDurable(join(dir, SUMS_FILE), function* () {
+    for (const f of parsed.files) yield sha256sumLine(f.sha256, f.path);
+    yield sha256sumLine(manifestSha, MANIFEST_FILE);
+  });
   checkpoint(`seal:${MANIFEST_SHA_FILE}`);
   await writeFileDurable(join(dir, MANIFEST_SHA_FILE), sha256sumLine(manifestSha, MANIFEST_FILE));
   return manifestSha;
@@ -323,10 +391,7 @@ export async function loadManifest(dir: string): Promise<{ manifest: Manifest; s
   if (version !== SCHEMA_VERSION) {
     throw new IntegrityError(`${MANIFEST_FILE}: schemaVersion ${String(version)} is not supported (expected ${SCHEMA_VERSION})`);
   }
-  const parsed = ManifestSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new IntegrityError(`${MANIFEST_FILE}: ${issue.path.join(".") || "(top level)"}: ${issue.message}`);
-  }
-  return { manifest: parsed.data, sha256: actual };
+  const checked = checkManifest(json);
+  if ("problem" in checked) throw new IntegrityError(`${MANIFEST_FILE}: ${checked.problem}`);
+  return { manifest: checked.manifest, sha256: actual };
 }

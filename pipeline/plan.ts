@@ -1,3 +1,4 @@
+import { compressionArgs } from "./backup/compression.js";
 import type { MinioSource, PostgresSource, RedisSource } from "./config.js";
 import type { Endpoint, Step } from "./step.js";
 
@@ -23,6 +24,8 @@ function conninfoQuote(value: string): string {
 
 export type PostgresFacts = {
   serverMajor: number;
+  /** The pg_dump in use: its compression flag depends on its major version. */
+  pgDump: { version: string; major: number };
   databases: string[];
   /** Exported snapshot per database (host runner): counts and dump see the same data. */
   snapshots?: Record<string, string>;
@@ -62,6 +65,7 @@ export function planPostgres(src: PostgresSource, facts: PostgresFacts, at: Endp
         "pg_dump",
         "--format=directory",
         `--jobs=${src.jobs}`,
+        ...compressionArgs(src.compression, facts.pgDump),
         ...(snapshot ? [`--snapshot=${snapshot}`] : []),
         ...conn,
         "--file",

@@ -2,13 +2,15 @@ import { mkdir, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Redis } from "ioredis";
 import { connectPostgres, probePostgres, quoteIdent } from "../probes/postgres.js";
-import { endpointLabel, getBucketConfig, hasDefaultRetention, listBucketNames, listObjects, minioClient, runCanary } from "../probes/minio.js";
+import { endpointLabel, getBucketConfig, hasDefaultRetention, listBucketNames, minioClient, runCanary } from "../probes/minio.js";
+import { listObjectPages } from "../probes/s3-list.js";
 import { connectRedis, parseInfo, redisTarget } from "../probes/redis.js";
 import { checkPgDumpVersion } from "./backup/postgres.js";
 import type { Config, ServiceName } from "./config.js";
 import { UserError } from "./errors.js";
 import { humanBytes } from "./report.js";
-import { resolveTool, toolVersion, type HostTool } from "./tools.js";
+import { majorOf, resolveTool, toolVersion, type HostTool } from "./tools.js";
+import { compressionArgs, METHODS_SINCE_MAJOR, parseCompression } from "./backup/compression.js";
 
 /**
  * Preflight: will tonight's backup work at all? Every configured service is
@@ -54,6 +56,29 @@ function toolCheck(service: ServiceName, tool: HostTool, cfg: Config): Preflight
   }
 }
 
+/**
+ * postgres.compression against the PostgreSQL tools: pg_dump must write the
+ * method, and pg_restore read it back (a set this host could not restore is
+ * refused before it is made). A refusal is bad input: backup exits 2.
+ */
+export function compressionCheck(spec: string, pgDump: string, pgRestore?: string): PreflightCheck {
+  const refused = (detail: string, tool: string): PreflightCheck => ({
+    ...fail("postgres", "compression", detail, `set postgres.compression to none or gzip[:1-9], or use ${tool} ${METHODS_SINCE_MAJOR} or newer`),
+    badInput: true,
+  });
+  let argv: string[];
+  try {
+    argv = compressionArgs(spec, { version: pgDump, major: majorOf(pgDump) });
+  } catch (err) {
+    return refused(reason(err), "pg_dump");
+  }
+  const { method } = parseCompression(spec);
+  if ((method === "lz4" || method === "zstd") && pgRestore !== undefined && majorOf(pgRestore) < METHODS_SINCE_MAJOR) {
+    return refused(`postgres.compression: ${method} needs pg_restore ${METHODS_SINCE_MAJOR} or newer to read the dump back, and pg_restore ${pgRestore} is in use`, "pg_restore");
+  }
+  return pass("postgres", "compression", `${spec} (pg_dump ${pgDump}${argv.length ? `: ${argv.join(" ")}` : ": its default, gzip"})`);
+}
+
 async function postgresChecks(cfg: Config, out: PreflightCheck[]): Promise<number> {
   const src = cfg.postgres!;
   const where = `${src.host}:${src.port}`;
@@ -73,6 +98,7 @@ async function postgresChecks(cfg: Config, out: PreflightCheck[]): Promise<numbe
     out.push(fail("postgres", "connect", msg.replace(/^postgres [^:]+: /, ""), fix));
     return 0;
   }
+  const versions: { pg_dump?: string; pg_restore?: string } = {};
   for (const tool of ["pg_dump", "pg_restore"] as const) {
     const found = toolCheck("postgres", tool, cfg);
     if (!found.ok) {
@@ -83,10 +109,12 @@ async function postgresChecks(cfg: Config, out: PreflightCheck[]): Promise<numbe
       const v = await toolVersion(found.detail);
       checkPgDumpVersion(v, server.serverVersion);
       out.push(pass("postgres", `tool ${tool}`, `${tool} ${v} (server ${server.serverVersion})`));
+      versions[tool] = v;
     } catch (err) {
       out.push(fail("postgres", `tool ${tool}`, reason(err).replace(/^pg_dump/, tool), `install ${tool} ${server.serverMajor} or newer, or set tools.${tool}`));
     }
   }
+  if (versions.pg_dump) out.push(compressionCheck(src.compression, versions.pg_dump, versions.pg_restore));
   const databases = src.databases ?? server.databases;
   let estimate = 0;
   const admin = await connectPostgres(src, "postgres");
@@ -238,11 +266,18 @@ async function minioChecks(cfg: Config, out: PreflightCheck[], opts: PreflightOp
       continue;
     }
     try {
-      const objects = await listObjects(client, bucket);
-      estimate += objects.reduce((a, o) => a + o.size, 0);
-      const first = objects.find((o) => !o.key.endsWith("/"));
-      if (first) await client.statObject(bucket, first.key);
-      out.push(pass("minio", `list+get ${bucket}`, `${objects.length} objects`));
+      // Page by page: a bucket of millions is counted, never held.
+      let count = 0;
+      let first: string | undefined;
+      for await (const page of listObjectPages(client, bucket)) {
+        count += page.items.length;
+        for (const o of page.items) {
+          estimate += o.size;
+          if (first === undefined && !o.key.endsWith("/")) first = o.key;
+        }
+      }
+      if (first !== undefined) await client.statObject(bucket, first);
+      out.push(pass("minio", `list+get ${bucket}`, `${count} objects`));
     } catch (err) {
       out.push(fail("minio", `list+get ${bucket}`, reason(err), `grant s3:ListBucket and s3:GetObject on ${bucket}`));
       continue;

@@ -1,3 +1,4 @@
+import { defaultJobs } from "./cores.js";
 import { stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { checkpoint } from "./checkpoint.js";
@@ -55,7 +56,7 @@ async function restoreOnePostgres(cfg: Config, set: LoadedSet, opts: RestoreOpti
     const restored = await restorePostgres(set, target, runner, {
       databases: sel.databases,
       renames: sel.renames,
-      jobs: cfg.postgres?.jobs ?? 2,
+      jobs: cfg.postgres?.jobs ?? defaultJobs(),
       globals: sel.globals,
       clean: opts.force,
       noOwner,
@@ -68,6 +69,7 @@ async function restoreOnePostgres(cfg: Config, set: LoadedSet, opts: RestoreOpti
       sanityQueries: cfg.postgres?.sanityQueries ?? [],
       ownershipRestored: restored.ownershipRestored,
       allowExtraTables: pg.databases.some((d) => d.userObjects > 0),
+      jobs: cfg.postgres?.jobs ?? defaultJobs(),
     });
     return serviceResult(restored.restoreMs, t1, "external", checks);
   } finally {

@@ -1,4 +1,6 @@
 import { minioClient } from "../probes/minio.js";
+import { DEFAULT_COMPRESSION } from "./backup/compression.js";
+import { defaultJobs } from "./cores.js";
 import { backupSet, type BackupResult } from "./backup.js";
 import type { Config, SanityQuery, ToolPaths } from "./config.js";
 import type { Progress } from "./progress.js";
@@ -58,7 +60,8 @@ export function sandboxConfig(s: SandboxServers, output: string, tools: ToolPath
       port: s.postgres.port,
       user: s.postgres.user,
       password: s.postgres.password,
-      jobs: 2,
+      jobs: defaultJobs(),
+      compression: DEFAULT_COMPRESSION,
       globals: true,
       sanityQueries: SANDBOX_SANITY_QUERIES,
     },

@@ -4,7 +4,9 @@ import type { ToolPaths } from "./config.js";
 import { IntegrityError } from "./errors.js";
 import { DRILL_SUMMARY_FILE, DRILL_SUMMARY_SHA_FILE, readDrillSummary } from "./drill-summary.js";
 import { hashFile, listFilesReporting, parseSha256sums } from "./hash.js";
-import { readListing } from "./listing.js";
+import { forEachListed } from "./listing.js";
+import { mapLimit } from "./concurrency.js";
+import { HashPool } from "./store/hash-pool.js";
 import { MANIFEST_FILE, SET_META_FILES, SUMS_FILE, loadManifest, type FileEntry, type Manifest } from "./manifest.js";
 import { planFormatChecks } from "./plan.js";
 import type { Progress } from "./progress.js";
@@ -58,12 +60,12 @@ export const DRILL_TEMP_PATTERN = /^\.restore-drill-summary\.json\.\d+\.[0-9a-z]
 /** Files the drill adds to a sealed set (with their own checksum file); verify checks them separately. */
 export const SET_ADDENDA = new Set([DRILL_SUMMARY_FILE, DRILL_SUMMARY_SHA_FILE]);
 
-/** Judge one manifest entry against the file on disk: one read, hash and size together. */
-export async function verifyArtifact(setDir: string, entry: FileEntry): Promise<Finding | undefined> {
+/** Judge one manifest entry against the file on disk: one read, hash and size together (on a hashing thread when a pool is given). */
+export async function verifyArtifact(setDir: string, entry: FileEntry, pool?: HashPool): Promise<Finding | undefined> {
   const path = join(setDir, entry.path);
   let actual;
   try {
-    actual = await hashFile(path);
+    actual = pool ? await pool.hash(path) : await hashFile(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return { path: entry.path, verdict: "missing", detail: "listed in the manifest, not on disk" };
@@ -126,29 +128,33 @@ export async function verifySet(id: string, setDir: string, opts: VerifyOptions)
 
   opts.progress.info(`verify ${id}: ${manifest.files.length} files, ${manifest.totals.bytes} bytes`);
   const entries = manifest.files;
-  let next = 0;
-  const worker = async () => {
-    while (next < entries.length) {
-      const f = await verifyArtifact(setDir, entries[next++]!);
-      if (f) findings.push(f);
-    }
-  };
-  await Promise.all(Array.from({ length: opts.concurrency ?? 4 }, worker));
-
-  const listed = new Set(entries.map((e) => e.path));
-  const onDisk = await listFilesReporting(setDir, setDir);
-  for (const u of onDisk.unreadable) findings.push({ path: u.path, verdict: "unreadable", detail: `directory cannot be read: ${u.code}` });
-  for (const path of onDisk.files) {
-    if (!listed.has(path) && !SET_META_FILES.has(path) && !SET_ADDENDA.has(path) && !DRILL_TEMP_PATTERN.test(path)) {
-      findings.push({ path, verdict: "extra", detail: "on disk, not in the manifest" });
-    }
-  }
-  await checkSums(setDir, manifest, findings);
-  drillRecord = await checkDrillSummary(setDir);
-
+  // Every file hashed on worker threads (all cores), the format checks' tools running beside them.
   const formatChecks: { id: string; ok: boolean }[] = [];
-  if (opts.formatChecks ?? true) await runFormatChecks(setDir, manifest, opts, findings, formatChecks);
-  await checkListings(setDir, manifest, findings);
+  const pool = new HashPool(opts.concurrency);
+  try {
+    await Promise.all([
+      mapLimit(entries, pool.size * 4, async (e) => {
+        const f = await verifyArtifact(setDir, e, pool);
+        if (f) findings.push(f);
+      }),
+      opts.formatChecks ?? true ? runFormatChecks(setDir, manifest, opts, findings, formatChecks) : undefined,
+      (async () => {
+        const listed = new Set(entries.map((e) => e.path));
+        const onDisk = await listFilesReporting(setDir, setDir);
+        for (const u of onDisk.unreadable) findings.push({ path: u.path, verdict: "unreadable", detail: `directory cannot be read: ${u.code}` });
+        for (const path of onDisk.files) {
+          if (!listed.has(path) && !SET_META_FILES.has(path) && !SET_ADDENDA.has(path) && !DRILL_TEMP_PATTERN.test(path)) {
+            findings.push({ path, verdict: "extra", detail: "on disk, not in the manifest" });
+          }
+        }
+        await checkSums(setDir, manifest, findings);
+        drillRecord = await checkDrillSummary(setDir);
+        await checkListings(setDir, manifest, findings);
+      })(),
+    ]);
+  } finally {
+    await pool.close();
+  }
   findings.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return report(manifest, formatChecks);
 }
@@ -164,8 +170,9 @@ async function checkSums(setDir: string, manifest: Manifest, findings: Finding[]
     return;
   }
   const inSums = new Map(lines.map((l) => [l.path, l.sha256]));
+  const inManifest = new Set(manifest.files.map((f) => f.path));
   const disagree = manifest.files.filter((f) => inSums.get(f.path) !== f.sha256).length;
-  const unknown = lines.filter((l) => l.path !== MANIFEST_FILE && !manifest.files.some((f) => f.path === l.path)).length;
+  const unknown = lines.filter((l) => l.path !== MANIFEST_FILE && !inManifest.has(l.path)).length;
   if (disagree > 0 || unknown > 0 || !inSums.has(MANIFEST_FILE)) {
     findings.push({ path: SUMS_FILE, verdict: "checksum-mismatch", detail: `disagrees with the manifest on ${disagree + unknown} path(s)` });
   }
@@ -190,43 +197,48 @@ async function runFormatChecks(
   if (steps.length === 0) return;
   const runner = new HostRunner({ tools: opts.tools, secrets: {}, progress: opts.progress, ...(opts.timeouts ? { timeouts: opts.timeouts } : {}) });
   try {
-    for (const step of steps) {
-      try {
-        await runner.run(step, setDir);
-        results.push({ id: step.id, ok: true });
-      } catch (err) {
-        results.push({ id: step.id, ok: false });
-        findings.push({ path: step.argv[step.argv.length - 1]!, verdict: "format-invalid", detail: (err as Error).message });
-      }
-    }
+    // Side by side: each tool reads its own file.
+    const outcomes = await Promise.all(
+      steps.map((step) =>
+        runner.run(step, setDir).then(
+          () => undefined,
+          (err: unknown) => err as Error,
+        ),
+      ),
+    );
+    steps.forEach((step, i) => {
+      const err = outcomes[i];
+      results.push({ id: step.id, ok: err === undefined });
+      if (err) findings.push({ path: step.argv[step.argv.length - 1]!, verdict: "format-invalid", detail: err.message });
+    });
   } finally {
     runner.dispose();
   }
 }
 
-/** Each bucket listing parses, has the object count the manifest recorded, and points at files the manifest holds. */
+/** Each bucket listing parses, has the object count the manifest recorded, and points at files the manifest holds (read as a stream). */
 async function checkListings(setDir: string, manifest: Manifest, findings: Finding[]): Promise<void> {
   const files = new Map(manifest.files.map((f) => [f.path, f]));
   for (const bucket of manifest.services.minio?.buckets ?? []) {
-    let entries;
+    let count = 0;
     try {
-      entries = await readListing(join(setDir, bucket.listing));
+      await forEachListed(join(setDir, bucket.listing), (e) => {
+        count++;
+        if (e.path === null) return;
+        const f = files.get(e.path);
+        if (!f) findings.push({ path: e.path, verdict: "missing", detail: `object ${JSON.stringify(e.key)} of ${bucket.name} is not in the manifest` });
+        else if (f.sha256 !== e.sha256 || f.size !== e.size) {
+          findings.push({ path: e.path, verdict: "checksum-mismatch", detail: `object ${JSON.stringify(e.key)}: listing and manifest disagree` });
+        }
+      });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "ENOENT") continue; // already reported as missing
       findings.push({ path: bucket.listing, verdict: "format-invalid", detail: (err as Error).message });
       continue;
     }
-    if (entries.length !== bucket.objects) {
-      findings.push({ path: bucket.listing, verdict: "format-invalid", detail: `${entries.length} objects listed, manifest recorded ${bucket.objects}` });
-    }
-    for (const e of entries) {
-      if (e.path === null) continue;
-      const f = files.get(e.path);
-      if (!f) findings.push({ path: e.path, verdict: "missing", detail: `object ${JSON.stringify(e.key)} of ${bucket.name} is not in the manifest` });
-      else if (f.sha256 !== e.sha256 || f.size !== e.size) {
-        findings.push({ path: e.path, verdict: "checksum-mismatch", detail: `object ${JSON.stringify(e.key)}: listing and manifest disagree` });
-      }
+    if (count !== bucket.objects) {
+      findings.push({ path: bucket.listing, verdict: "format-invalid", detail: `${count} objects listed, manifest recorded ${bucket.objects}` });
     }
   }
 }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, open, rename, rm } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import * as http from "node:http";
@@ -11,7 +11,8 @@ import { clientTimeouts } from "../pipeline/timeouts.js";
 import { OperationError } from "../pipeline/errors.js";
 import { sha256Hex } from "../pipeline/hash.js";
 import type { Secret } from "../pipeline/secret.js";
-import { listObjectsAll } from "./s3-list.js";
+import { listObjectPages, listObjectsAll } from "./s3-list.js";
+import { mapLimit } from "../pipeline/concurrency.js";
 
 export type MinioTarget = { endpoint: string; accessKey: Secret; secretKey: Secret; region: string };
 
@@ -115,6 +116,55 @@ export async function objectAttributes(client: Minio.Client, bucket: string, key
   return attrs;
 }
 
+/** The attributes a GET (or HEAD) response carries in its headers: content headers, ETag, user metadata; tags only as a count. */
+export function attributesFromHeaders(headers: http.IncomingHttpHeaders): ObjectAttributes & { tagCount: number } {
+  const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(",") : v);
+  const attrs: ObjectAttributes & { tagCount: number } = {
+    size: Number(one(headers["content-length"]) ?? 0),
+    etag: (one(headers.etag) ?? "").replace(/^"|"$/g, ""),
+    lastModified: headers["last-modified"] ? new Date(one(headers["last-modified"])!).toISOString() : "",
+    userMetadata: {},
+    tags: {},
+    tagCount: Number(one(headers["x-amz-tagging-count"]) ?? 0),
+  };
+  for (const [rawKey, value] of Object.entries(headers)) {
+    const k = rawKey.toLowerCase();
+    const std = STANDARD_HEADERS[k];
+    if (std) (attrs as Record<string, unknown>)[std] = one(value);
+    else if (k.startsWith("x-amz-meta-")) attrs.userMetadata[k.slice("x-amz-meta-".length)] = one(value) ?? "";
+  }
+  return attrs;
+}
+
+/**
+ * Read an object (or one version) back once: its bytes' size and sha256 and
+ * its attributes from the same GET's headers; its tags with one more request
+ * only when it has any (x-amz-tagging-count). A server whose GET carries no
+ * headers to read is asked with HEAD + GetObjectTagging instead.
+ */
+export async function readObject(client: Minio.Client, bucket: string, key: string, versionId?: string): Promise<{ size: number; sha256: string; attrs: ObjectAttributes }> {
+  const at = versionId ? { versionId } : {};
+  const body = await client.getObject(bucket, key, at);
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of body) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  const headers = (body as unknown as { headers?: http.IncomingHttpHeaders }).headers;
+  let attrs: ObjectAttributes;
+  if (headers?.etag !== undefined) {
+    const { tagCount, ...fromHeaders } = attributesFromHeaders(headers);
+    attrs = fromHeaders;
+    if (tagCount > 0) {
+      for (const t of (await client.getObjectTagging(bucket, key, at)) as unknown as { Key: unknown; Value: unknown }[]) attrs.tags[String(t.Key)] = String(t.Value ?? "");
+    }
+  } else {
+    attrs = await objectAttributes(client, bucket, key, versionId);
+  }
+  return { size, sha256: hash.digest("hex"), attrs };
+}
+
 /** Parsed listing-with-metadata item (MinIO extension, via minio-js). */
 type MetadataListItem = { name?: string; size: number; etag?: string; lastModified?: Date | string; metadata: Record<string, string> | null; tags: Record<string, string> };
 
@@ -157,16 +207,22 @@ export type DescribedObject = ListedObject & { attrs: ObjectAttributes };
  * is described with HEAD + GetObjectTagging; one gone by then is left out.
  */
 export async function describeObjects(client: Minio.Client, bucket: string, concurrency = 16): Promise<DescribedObject[]> {
+  const out: DescribedObject[] = [];
+  for await (const page of describeObjectPages(client, bucket, concurrency)) out.push(...page);
+  return out;
+}
+
+/** describeObjects a page (up to 1,000 objects) at a time, as the listing arrives. */
+export async function* describeObjectPages(client: Minio.Client, bucket: string, concurrency = 16): AsyncGenerator<DescribedObject[]> {
   // metadata=true is MinIO's extension; other servers ignore it and each object is described by HEAD.
-  const listed = (await listObjectsAll(client, bucket, { metadata: true })).items.map((item) => {
-    const attrs = attributesFromListing({ name: item.key, size: item.size, etag: item.etag, lastModified: item.lastModified, metadata: item.metadata, tags: item.tags });
-    return { o: { key: item.key, size: item.size, etag: item.etag, lastModified: item.lastModified } as ListedObject, ...(attrs ? { attrs } : {}) };
-  });
-  const described = await mapLimit(listed, concurrency, async ({ o, attrs }) => {
-    const a = attrs ?? (await attributesIfExists(client, bucket, o.key));
-    return a ? { ...o, attrs: a } : undefined;
-  });
-  return described.filter((d): d is DescribedObject => d !== undefined);
+  for await (const page of listObjectPages(client, bucket, { metadata: true })) {
+    const described = await mapLimit(page.items, concurrency, async (item): Promise<DescribedObject | undefined> => {
+      const o: ListedObject = { key: item.key, size: item.size, etag: item.etag, lastModified: item.lastModified };
+      const attrs = attributesFromListing({ name: item.key, size: item.size, etag: item.etag, lastModified: item.lastModified, metadata: item.metadata, tags: item.tags }) ?? (await attributesIfExists(client, bucket, o.key));
+      return attrs ? { ...o, attrs } : undefined;
+    });
+    yield described.filter((d): d is DescribedObject => d !== undefined);
+  }
 }
 
 /** Attributes of an object (or one version of it), or undefined when it no longer exists; other errors propagate. */
@@ -180,19 +236,7 @@ export async function attributesIfExists(client: Minio.Client, bucket: string, k
   }
 }
 
-/** Run `fn` over `items` with at most `limit` in flight, keeping order. */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
+export { mapLimit } from "../pipeline/concurrency.js";
 
 // ---------------------------------------------------------------------------
 // Keys as paths
@@ -247,14 +291,31 @@ export function insideDir(base: string, rel: string): string {
   return full;
 }
 
-/** Download one object (or one version of it) to `dest` (written to a temp name, then renamed). */
-export async function fetchObject(client: Minio.Client, bucket: string, key: string, dest: string, versionId?: string): Promise<void> {
+/**
+ * Download one object (or one version of it) to `dest`: written to a temp
+ * name, hashed as it streams in (no second read), fsynced, then renamed.
+ * Returns the bytes' size and sha256.
+ */
+export async function fetchObject(client: Minio.Client, bucket: string, key: string, dest: string, versionId?: string): Promise<{ size: number; sha256: string }> {
   await mkdir(dirname(dest), { recursive: true });
   const tmp = `${dest}.backup-drill-part`;
   try {
     const body = await client.getObject(bucket, key, versionId ? { versionId } : {});
+    const hash = createHash("sha256");
+    let size = 0;
+    body.on("data", (chunk: Buffer) => {
+      hash.update(chunk);
+      size += chunk.length;
+    });
     await pipeline(body, createWriteStream(tmp, { flags: "wx" }));
+    const fh = await open(tmp, "r");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, dest);
+    return { size, sha256: hash.digest("hex") };
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;

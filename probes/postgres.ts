@@ -145,6 +145,35 @@ export async function countTables(client: pg.Client, opts: { refreshRows?: boole
 }
 
 /**
+ * countTables(..., { refreshRows: false }) on a restored database, over
+ * `parallel` connections: the relations are listed once, then counted side
+ * by side (a large table no longer holds up the others). In list order.
+ */
+export async function countTablesParallel(target: PgTarget, database: string, parallel: number): Promise<TableCount[]> {
+  const first = await connectPostgres(target, database);
+  const clients = [first];
+  try {
+    const rels = (await first.query<{ schema: string; name: string; kind: string; populated: boolean; bytes: string }>(USER_RELATIONS_SQL)).rows;
+    const out: TableCount[] = rels.map((t) =>
+      t.kind === "r" ? { schema: t.schema, name: t.name, rows: 0, bytes: Number(t.bytes) } : { schema: t.schema, name: t.name, kind: "matview", rows: 0, populated: t.populated, bytes: Number(t.bytes) },
+    );
+    const queue = out.filter((t) => t.populated !== false);
+    for (let i = 1; i < Math.min(parallel, queue.length); i++) clients.push(await connectPostgres(target, database));
+    await Promise.all(
+      clients.map(async (client) => {
+        for (let t = queue.shift(); t; t = queue.shift()) {
+          t.rows = await countOf(client, `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`);
+          if (t.kind === "matview") t.storedRows = t.rows;
+        }
+      }),
+    );
+    return out;
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => {})));
+  }
+}
+
+/**
  * The rows a materialized view's query returns now, or undefined when it
  * cannot be run (a role that may read the view but not its tables): then
  * the rows it holds are the best expectation there is. A savepoint keeps a

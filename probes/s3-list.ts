@@ -93,6 +93,19 @@ export async function listObjectsAll(
 ): Promise<{ items: ListedItem[]; prefixes: string[] }> {
   const items: ListedItem[] = [];
   const prefixes: string[] = [];
+  for await (const page of listObjectPages(client, bucket, opts)) {
+    items.push(...page.items);
+    prefixes.push(...page.prefixes);
+  }
+  return { items, prefixes };
+}
+
+/** The pages of a listing as they arrive (up to 1,000 objects each): memory is one page, whatever the bucket holds. */
+export async function* listObjectPages(
+  client: Minio.Client,
+  bucket: string,
+  opts: { prefix?: string; delimiter?: string; metadata?: boolean } = {},
+): AsyncGenerator<{ items: ListedItem[]; prefixes: string[] }> {
   let token: string | undefined;
   do {
     const q: [string, string][] = [["list-type", "2"], ["encoding-type", "url"], ["max-keys", "1000"], ["prefix", opts.prefix ?? ""]];
@@ -104,9 +117,7 @@ export async function listObjectsAll(
     const chunks: Buffer[] = [];
     for await (const chunk of res) chunks.push(chunk as Buffer);
     const page = parseListPage(Buffer.concat(chunks).toString("utf8"));
-    items.push(...page.items);
-    prefixes.push(...page.prefixes);
     token = page.next;
+    yield { items: page.items, prefixes: page.prefixes };
   } while (token);
-  return { items, prefixes };
 }

@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig, redactConfig } from "../pipeline/config.js";
+import { defaultJobs } from "../pipeline/cores.js";
 import { UserError } from "../pipeline/errors.js";
 import { Secret } from "../pipeline/secret.js";
 import { runCli } from "./cli.js";
@@ -32,7 +33,7 @@ describe("config", () => {
       env: { PGPW: "from-env", MS: "minio-secret" },
       cwd: tmp(),
     });
-    expect(cfg.postgres).toMatchObject({ host: "127.0.0.1", port: 5432, user: "postgres", jobs: 2, globals: false });
+    expect(cfg.postgres).toMatchObject({ host: "127.0.0.1", port: 5432, user: "postgres", jobs: defaultJobs(), compression: "gzip:1", globals: false });
     expect(cfg.postgres!.password!.reveal()).toBe("from-env");
     expect(cfg.redis!.password!.reveal()).toBe("from-file");
     expect(cfg.redis!.bgsaveTimeoutMs).toBe(3_600_000);

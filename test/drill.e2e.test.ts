@@ -150,7 +150,24 @@ describe("restore-drill", () => {
       expect(got.restoreMs, s).toBeGreaterThan(0);
       expect(got.restoreMs + got.checksMs, s).toBeLessThanOrEqual(Date.parse(summary.finishedAt) - Date.parse(summary.startedAt));
       for (const c of got.checks) expect(c.durationMs, c.subject).toBeLessThanOrEqual(got.checksMs);
+      // The per-phase profile: server start, restore, and each kind of check with how many ran and their wall span.
+      const p = got.profile!;
+      expect(p).toMatchObject({ restoreMs: got.restoreMs, checksMs: got.checksMs });
+      expect(p.serverStartMs, s).toBeGreaterThan(0);
+      const kinds = [...new Set(got.checks.map((c) => c.check))].sort();
+      expect(Object.keys(p.checks).sort(), s).toEqual(kinds);
+      for (const k of kinds) {
+        expect(p.checks[k]!.count, `${s} ${k}`).toBe(got.checks.filter((c) => c.check === k).length);
+        expect(p.checks[k]!.ms, `${s} ${k}`).toBeLessThanOrEqual(got.checksMs);
+        expect(p.checks[k]!.ms, `${s} ${k}`).toBeGreaterThanOrEqual(Math.max(...got.checks.filter((c) => c.check === k).map((c) => c.durationMs)));
+      }
     }
+    // Redis's restore is its server starting on the set's dump.rdb.
+    expect(summary.services.redis!.profile!.serverStartMs).toBe(summary.services.redis!.restoreMs);
+    // The set is verified (the servers start meanwhile) before anything is restored; the whole drill's wall time.
+    expect(summary.profile!.verifyMs).toBeGreaterThan(0);
+    expect(summary.profile!.wallMs).toBeGreaterThanOrEqual(Math.max(...(["postgres", "redis", "minio"] as const).map((s) => summary.services[s]!.restoreMs + summary.services[s]!.checksMs)));
+    expect(summary.profile!.wallMs).toBeLessThanOrEqual(Date.parse(summary.finishedAt) - Date.parse(summary.startedAt));
     // Materialized views: the populated one by its rows, the WITH NO DATA one back unpopulated.
     expect(summary.services.postgres!.checks.find((c) => c.subject === "app.public.customer_order_counts")).toMatchObject({ expected: 500, actual: 500, ok: true });
     expect(summary.services.postgres!.checks.find((c) => c.subject === "app.public.monthly_revenue")).toMatchObject({ expected: "not populated", actual: "not populated", ok: true });

@@ -81,7 +81,7 @@ describe("object restore fidelity", () => {
 });
 
 describe("drill targets", () => {
-  const cfg = { source: "t", output: "/o", tools: {}, postgres: { host: "127.0.0.1", port: 5432, user: "p", jobs: 1, globals: false, sanityQueries: [] } };
+  const cfg = { source: "t", output: "/o", tools: {}, postgres: { host: "127.0.0.1", port: 5432, user: "p", jobs: 1, compression: "gzip:1", globals: false, sanityQueries: [] } };
   it("refuses a target that is a configured source (localhost == 127.0.0.1)", () => {
     expect(() => refuseSourceTargets(cfg, { postgres: { host: "localhost", port: 5432, user: "p", password: new Secret("x", "t") } })).toThrow(/is a configured backup source/);
     expect(() => refuseSourceTargets(cfg, { postgres: { host: "localhost", port: 5433, user: "p", password: new Secret("x", "t") } })).not.toThrow();

@@ -18,13 +18,13 @@ import { rowCountCheck } from "../pipeline/restore/postgres.js";
 import { useTempDir } from "./services/index.js";
 
 describe("plan", () => {
-  const pg = { host: "db", port: 5433, user: "backup", password: new Secret("pw-123456", "env:X"), jobs: 3, globals: true, sanityQueries: [] };
+  const pg = { host: "db", port: 5433, user: "backup", password: new Secret("pw-123456", "env:X"), jobs: 3, compression: "gzip:1", globals: true, sanityQueries: [] };
 
   it("builds pg_dump argv with connection flags, exported snapshot and a quoted dbname — and no secret", () => {
-    const steps = planPostgres(pg, { serverMajor: 15, databases: ["app", "we'ird db"], snapshots: { app: "00000003-1" } }, { host: "db", port: 5433 });
+    const steps = planPostgres(pg, { serverMajor: 15, pgDump: { version: "15.14", major: 15 }, databases: ["app", "we'ird db"], snapshots: { app: "00000003-1" } }, { host: "db", port: 5433 });
     expect(steps.map((s) => s.id)).toEqual(["postgres/globals", "postgres/dump/app", "postgres/schema/app", "postgres/dump/we'ird db", "postgres/schema/we'ird db"]);
     expect(steps[1]!.argv).toEqual([
-      "pg_dump", "--format=directory", "--jobs=3", "--snapshot=00000003-1",
+      "pg_dump", "--format=directory", "--jobs=3", "--compress=1", "--snapshot=00000003-1",
       "--host", "db", "--port", "5433", "--username", "backup", "--no-password",
       "--file", "postgres/app", "--dbname", "dbname='app'",
     ]);

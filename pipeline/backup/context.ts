@@ -3,13 +3,16 @@ import { BackupDrillError, OperationError } from "../errors.js";
 import type { FileEntry } from "../manifest.js";
 import type { Progress } from "../progress.js";
 import type { HostRunner, StepResult } from "../runners/host.js";
+import type { HashPool } from "../store/hash-pool.js";
 
 /** What one service's backup needs: the config, the staging directory and a runner. */
 export type ServiceBackupContext = {
   cfg: Config;
   setDir: string;
   /** Runs this service's steps (bounded by the service's phase deadline). */
-  runner: Pick<HostRunner, "run" | "binary">;
+  runner: Pick<HostRunner, "run" | "binary" | "livePids">;
+  /** Hashing threads shared by the services: files are hashed (and fsynced) as they are finished. */
+  pool: HashPool;
   progress: Progress;
   signal: AbortSignal;
 };

@@ -13,9 +13,10 @@ import {
 } from "../../probes/redis.js";
 import type { RedisSource, ToolPaths } from "../config.js";
 import { OperationError } from "../errors.js";
-import { hashUnder } from "../hash.js";
+import type { FileDigest } from "../hash.js";
 import type { RedisFacts } from "../manifest.js";
 import { REDIS_RDB, planRedis } from "../plan.js";
+import type { Step } from "../step.js";
 import type { StepResult } from "../runners/host.js";
 import { startRedis } from "../throwaway/servers.js";
 import { phase, type ServiceBackupContext, type ServiceBackupResult } from "./context.js";
@@ -78,6 +79,9 @@ export async function backupRedis(ctx: ServiceBackupContext): Promise<ServiceBac
   const client = await phase("redis", "connect", () => connectRedis(target));
   let server;
   let pulledAt: Date;
+  let checked: StepResult;
+  let digest: FileDigest;
+  let snapshot: SnapshotFacts;
   const requestedAt = new Date();
   const steps: StepResult[] = [];
   try {
@@ -87,21 +91,28 @@ export async function backupRedis(ctx: ServiceBackupContext): Promise<ServiceBac
     ctx.progress.info(`redis: server ${server.version} (${server.role}), ${server.keyspace.reduce((a, k) => a + k.keys, 0)} keys; pulling one snapshot`);
     // The pull has its own deadline (redis.bgsaveTimeout) on top of the backup's cancellation.
     const deadline = AbortSignal.timeout(src.bgsaveTimeoutMs);
-    for (const step of planRedis(src, { version: server.version }, { host: src.host, port: src.port })) {
-      steps.push(
-        await ctx.runner.run(step, ctx.setDir, deadline).catch((err: unknown) => {
-          if (deadline.aborted && !ctx.signal.aborted) {
-            throw new OperationError(`redis snapshot: not complete within ${Math.round(src.bgsaveTimeoutMs / 1000)}s (redis.bgsaveTimeout)`, { cause: err });
-          }
-          throw err;
-        }),
-      );
-    }
+    const [pull, check] = planRedis(src, { version: server.version }, { host: src.host, port: src.port }) as [Step, Step];
+    const bounded = <T>(p: Promise<T>) =>
+      p.catch((err: unknown) => {
+        if (deadline.aborted && !ctx.signal.aborted) {
+          throw new OperationError(`redis snapshot: not complete within ${Math.round(src.bgsaveTimeoutMs / 1000)}s (redis.bgsaveTimeout)`, { cause: err });
+        }
+        throw err;
+      });
+    // The backup's runner (its stall limits and reaping) with the pull's own deadline on top.
+    steps.push(await bounded(ctx.runner.run(pull, ctx.setDir, deadline)));
     pulledAt = new Date();
+    // The snapshot's check, its digest and its description read the same file side by side.
+    const rdb = join(ctx.setDir, REDIS_RDB);
+    [checked, digest, snapshot] = await Promise.all([
+      bounded(ctx.runner.run(check, ctx.setDir, deadline)),
+      ctx.pool.hash(rdb, { durable: true }),
+      phase("redis", "describe snapshot", () => describeSnapshot(rdb, src, ctx.cfg.tools)),
+    ]);
+    steps.push(checked);
   } finally {
     client.disconnect();
   }
-  const snapshot = await phase("redis", "describe snapshot", () => describeSnapshot(join(ctx.setDir, REDIS_RDB), src, ctx.cfg.tools));
   const live = server.keyspace;
   const drift = keyspaceDrift(snapshot.keyspace, live);
   const moved = drift.filter((d) => d.keys !== 0);
@@ -109,7 +120,7 @@ export async function backupRedis(ctx: ServiceBackupContext): Promise<ServiceBac
     `redis: snapshot holds ${snapshot.keyspace.reduce((a, k) => a + k.keys, 0)} keys, ${snapshot.sample.length} sampled` +
       (moved.length ? `; the live keyspace moved while it was taken (${moved.map((d) => `db${d.db} ${d.keys > 0 ? "+" : ""}${d.keys}`).join(", ")}), recorded as information` : ""),
   );
-  const files = await hashUnder(ctx.setDir, ["redis"], { durable: true });
+  const files = [{ path: REDIS_RDB, ...digest }];
   const facts: RedisFacts = {
     version: server.version,
     runId: server.runId,

@@ -1,6 +1,4 @@
 import type { Argv } from "yargs";
-import { backupSet } from "../backup.js";
-import { pushAfterBackup } from "../offsite/after-backup.js";
 import { pushOutcomeHuman, pushOutcomeJson } from "../offsite/report.js";
 import { DEFAULT_RETENTION_TEXT } from "../config.js";
 import { backupHuman, backupJson } from "../report.js";
@@ -15,6 +13,8 @@ export const backupCommand = defineCommand<GlobalArgs>({
     ),
   handler: (args: GlobalArgs) =>
     runCommand("backup", args, async ({ progress, signal, runner }) => {
+      const { backupSet } = await import("../backup.js");
+      const { pushAfterBackup } = await import("../offsite/after-backup.js");
       const cfg = configFrom(args);
       const result = await backupSet(cfg, { progress, signal, runner });
       // The set is promoted: a failed push is reported (exit 5), never undoes it.

@@ -1,7 +1,6 @@
 import type { Argv } from "yargs";
 import { configuredServices } from "../config.js";
 import { UserError } from "../errors.js";
-import { failureLines, preflight } from "../preflight.js";
 import { table } from "../report.js";
 import { configFrom, defineCommand, EXIT, runCommand, withGlobalOptions, type GlobalArgs } from "./common.js";
 
@@ -14,6 +13,7 @@ export const checkCommand = defineCommand<GlobalArgs>({
     ),
   handler: (args: GlobalArgs) =>
     runCommand("check", args, async () => {
+      const { failureLines, preflight } = await import("../preflight.js");
       const cfg = configFrom(args);
       if (configuredServices(cfg).length === 0) throw new UserError(`${cfg.source}: no service configured`);
       const report = await preflight(cfg);

@@ -2,13 +2,10 @@ import { appendFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Argv } from "yargs";
 import { errorMessage, OperationError, type FailureKind } from "../errors.js";
-import { checkFreshness } from "../freshness-check.js";
 import { freshnessHuman, freshnessJson, freshnessMarkdown } from "../freshness-report.js";
 import { freshnessPolicy, NAGIOS_EXIT } from "../freshness.js";
-import { checkOffsiteFreshness } from "../offsite/freshness-check.js";
 import { offsiteHuman, offsiteJson, offsiteMarkdown, offsitePrometheus, offsiteStatus, offsiteSummary } from "../offsite/freshness-report.js";
-import { writePrometheusFile } from "../prometheus.js";
-import { postWebhook, resolveWebhook, type WebhookOutcome } from "../webhook.js";
+import type { WebhookOutcome } from "../webhook.js";
 import { nowFrom, withNowOption } from "./clock.js";
 import { configFrom, defineCommand, runCommand, withGlobalOptions, type GlobalArgs } from "./common.js";
 
@@ -56,6 +53,10 @@ export const freshnessCommand = defineCommand<FreshnessArgs>({
       "freshness",
       args,
       async ({ progress }) => {
+        const { checkFreshness } = await import("../freshness-check.js");
+        const { checkOffsiteFreshness } = await import("../offsite/freshness-check.js");
+        const { writePrometheusFile } = await import("../prometheus.js");
+        const { postWebhook, resolveWebhook } = await import("../webhook.js");
         const cfg = configFrom(args, { resolveSecrets: false });
         const now = nowFrom(args.now);
         const policy = freshnessPolicy(cfg);

@@ -1,8 +1,6 @@
 import type { Argv } from "yargs";
-import { pruneDestination } from "../offsite/prune.js";
 import { remotePruneHuman, remotePruneJson } from "../offsite/report.js";
 import { DEFAULT_RETENTION_TEXT } from "../config.js";
-import { pruneCommandRun } from "../prune.js";
 import { retentionPolicy } from "../retention.js";
 import { pruneHuman, pruneJson } from "../health-report.js";
 import { nowFrom, withNowOption } from "./clock.js";
@@ -21,6 +19,8 @@ export const pruneCommand = defineCommand<PruneArgs>({
       ),
   handler: (args: PruneArgs) =>
     runCommand("prune", args, async ({ progress }) => {
+      const { pruneDestination } = await import("../offsite/prune.js");
+      const { pruneCommandRun } = await import("../prune.js");
       const cfg = configFrom(args, { resolveSecrets: false });
       const now = nowFrom(args.now);
       // No retention section means the default policy; "off" means none (locally, or at a destination without its own).

@@ -1,6 +1,5 @@
 import type { Argv } from "yargs";
 import { pickDestination } from "../offsite/config.js";
-import { pushSet } from "../offsite/push.js";
 import { pushHuman } from "../offsite/report.js";
 import { resolveSet } from "../store/sets.js";
 import { configFrom, defineCommand, EXIT, runCommand, withGlobalOptions, type GlobalArgs } from "./common.js";
@@ -19,6 +18,7 @@ export const pushCommand = defineCommand<PushArgs>({
       ),
   handler: (args: PushArgs) =>
     runCommand("push", args, async ({ progress, signal }) => {
+      const { pushSet } = await import("../offsite/push.js");
       const cfg = configFrom(args, { resolveSecrets: false });
       const dest = pickDestination(cfg.offsite, args.to, "--to");
       const set = await resolveSet(cfg.output, args.set);

@@ -1,9 +1,7 @@
 import type { Argv } from "yargs";
 import { loadTargetConfig } from "../config.js";
-import { drillSet, targetsFrom } from "../drill.js";
 import { drillHuman } from "../report.js";
 import { resolveSet } from "../store/sets.js";
-import { recordRemoteDrill, withPulledSet } from "../offsite/from.js";
 import { configFrom, defineCommand, EXIT, runCommand, withGlobalOptions, type GlobalArgs } from "./common.js";
 import { identityFrom, withIdentityOption } from "./offsite-flags.js";
 
@@ -29,9 +27,11 @@ export const restoreDrillCommand = defineCommand<DrillArgs>({
       ),
   handler: (args: DrillArgs) =>
     runCommand("restore-drill", args, async ({ progress, signal, runner }) => {
+      const { drillSet, targetsFrom } = await import("../drill.js");
       const cfg = configFrom(args, { resolveSecrets: false });
       const targets = args.targetConfig ? targetsFrom(loadTargetConfig(args.targetConfig)) : undefined;
       if (args.from !== undefined) {
+        const { recordRemoteDrill, withPulledSet } = await import("../offsite/from.js");
         const summary = await withPulledSet(cfg, args.from, args.set, { progress, signal, identity: identityFrom(args.identity) }, async (pulled) => {
           const s = await drillSet(cfg, pulled.setId, pulled.dir, { progress, signal, targets });
           await recordRemoteDrill(pulled, s, progress);

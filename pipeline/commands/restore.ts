@@ -1,12 +1,9 @@
 import type { Argv } from "yargs";
 import { loadTargetConfig, SERVICES, TARGET_OVERRIDES, type ServiceName } from "../config.js";
-import { targetsFrom } from "../drill.js";
 import { UserError } from "../errors.js";
 import { restoreHuman } from "../report.js";
-import { restoreSet } from "../restore.js";
 import type { RestoreSelection } from "../restore/guards.js";
 import { resolveSet } from "../store/sets.js";
-import { withPulledSet } from "../offsite/from.js";
 import { configFrom, defineCommand, EXIT, runCommand, withGlobalOptions, type GlobalArgs } from "./common.js";
 import { identityFrom, withIdentityOption } from "./offsite-flags.js";
 
@@ -71,6 +68,8 @@ export const restoreCommand = defineCommand<RestoreArgs>({
   },
   handler: (args: RestoreArgs) =>
     runCommand("restore", args, async ({ progress, signal }) => {
+      const { restoreSet } = await import("../restore.js");
+      const { targetsFrom } = await import("../drill.js");
       const cfg = configFrom(args, { resolveSecrets: false });
       const targets = targetsFrom(loadTargetConfig(args.targetConfig, args));
       const given = SERVICES.filter((s) => targets[s] !== undefined);
@@ -91,7 +90,7 @@ export const restoreCommand = defineCommand<RestoreArgs>({
       const run = (set: { id: string; dir: string }) => restoreSet(cfg, set.id, set.dir, { progress, signal, targets, selection, force: args.force, dryRun: args.dryRun });
       const r =
         args.from !== undefined
-          ? await withPulledSet(cfg, args.from, args.set, { progress, signal, identity: identityFrom(args.identity) }, (pulled) => run({ id: pulled.setId, dir: pulled.dir }))
+          ? await (await import("../offsite/from.js")).withPulledSet(cfg, args.from, args.set, { progress, signal, identity: identityFrom(args.identity) }, (pulled) => run({ id: pulled.setId, dir: pulled.dir }))
           : await run(await resolveSet(cfg.output, args.set));
       if (r.refusal) process.stderr.write(`backup-drill restore: ${r.refusal}\n`);
       return {

@@ -1,6 +1,5 @@
 import type { Argv } from "yargs";
 import { backupHuman, backupJson, drillHuman, verifyHuman } from "../report.js";
-import { runSandbox } from "../sandbox.js";
 import { configFrom, defineCommand, EXIT, EXIT_CODES_EPILOG, runCommand, withGlobalOptions, type GlobalArgs } from "./common.js";
 
 export const sandboxCommand = defineCommand<GlobalArgs>({
@@ -12,6 +11,7 @@ export const sandboxCommand = defineCommand<GlobalArgs>({
     ),
   handler: (args: GlobalArgs) =>
     runCommand("sandbox", args, async ({ progress, signal, runner }) => {
+      const { runSandbox } = await import("../sandbox.js");
       const cfg = configFrom(args, { resolveSecrets: false });
       const r = await runSandbox({ output: cfg.output, tools: cfg.tools, progress, signal, runner });
       const ok = r.verify.ok && r.drill?.ok === true;

@@ -1,6 +1,6 @@
 import type { Argv } from "yargs";
 import { statusHuman, statusJson } from "../health-report.js";
-import { buildStatus, type StatusVerdict } from "../status.js";
+import type { StatusVerdict } from "../status.js";
 import { nowFrom, withNowOption } from "./clock.js";
 import { configFrom, defineCommand, EXIT, runCommand, withGlobalOptions, type GlobalArgs } from "./common.js";
 
@@ -19,6 +19,7 @@ export const statusCommand = defineCommand<StatusArgs>({
       ),
   handler: (args: StatusArgs) =>
     runCommand("status", args, async ({ progress }) => {
+      const { buildStatus } = await import("../status.js");
       const cfg = configFrom(args, { resolveSecrets: false });
       const report = await buildStatus(cfg, nowFrom(args.now), { formats: args.formats, progress });
       const exitCode = STATUS_EXIT[report.verdict];

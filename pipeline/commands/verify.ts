@@ -2,12 +2,8 @@ import type { Argv } from "yargs";
 import { UserError } from "../errors.js";
 import { pickDestination } from "../offsite/config.js";
 import { remoteVerifyHuman } from "../offsite/report.js";
-import { resolveRemoteSet } from "../offsite/remote-set.js";
-import { remoteFor } from "../offsite/s3.js";
-import { verifyRemote } from "../offsite/verify.js";
 import { verifyHuman } from "../report.js";
 import { resolveSet } from "../store/sets.js";
-import { verifySet } from "../verify.js";
 import { configFrom, defineCommand, EXIT, EXIT_CODES_EPILOG, runCommand, withGlobalOptions, type GlobalArgs } from "./common.js";
 import { identityFrom, withIdentityOption } from "./offsite-flags.js";
 
@@ -32,11 +28,15 @@ export const verifyCommand = defineCommand<VerifyArgs>({
       const cfg = configFrom(args, { resolveSecrets: false });
       if (args.readData && args.remote === undefined) throw new UserError("--read-data: only with --remote NAME (a local verify always reads every byte)");
       if (args.remote !== undefined) {
+        const { resolveRemoteSet } = await import("../offsite/remote-set.js");
+        const { remoteFor } = await import("../offsite/s3.js");
+        const { verifyRemote } = await import("../offsite/verify.js");
         const dest = pickDestination(cfg.offsite, args.remote, "--remote");
         const id = await resolveRemoteSet(remoteFor(dest), args.set);
         const remote = await verifyRemote(dest, id, { readData: args.readData, progress, identity: identityFrom(args.identity) });
         return { exitCode: remote.ok ? EXIT.ok : EXIT.integrity, json: remote, human: remoteVerifyHuman(remote) };
       }
+      const { verifySet } = await import("../verify.js");
       const set = await resolveSet(cfg.output, args.set);
       const report = await verifySet(set.id, set.dir, { tools: cfg.tools, progress, formatChecks: args.formats });
       return { exitCode: report.ok ? EXIT.ok : EXIT.integrity, json: report, human: verifyHuman(report) };

@@ -1,10 +1,8 @@
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type * as Minio from "minio";
 import {
   CANARY_PREFIX,
   CARRIED_CONFIGS,
-  describeObjects,
   getBucketConfig,
   hasDefaultRetention,
   listVersions,
@@ -12,8 +10,8 @@ import {
   minioClient,
   minioError,
   normalizeConfigXml,
-  objectAttributes,
   putBucketConfig,
+  readObject,
   putKnownObject,
   runCanary,
   versioningStatus,
@@ -25,7 +23,9 @@ import {
 import type { BucketFacts } from "../manifest.js";
 import type { DrillCheck } from "../drill-summary.js";
 import { OperationError } from "../errors.js";
-import { readListing, type ObjectEntry } from "../listing.js";
+import { listedEntries, readListing, type ObjectEntry } from "../listing.js";
+import { eachLimit } from "../concurrency.js";
+import { listObjectPages } from "../../probes/s3-list.js";
 import { check, nameSome } from "./checks.js";
 import type { LoadedSet } from "./set.js";
 
@@ -46,6 +46,11 @@ export function bucketsToRestore(set: LoadedSet, sel: MinioSelection): BucketFac
     if (!b) throw new OperationError(`set ${set.id} has no bucket "${name}" (it has: ${all.map((x) => x.name).join(", ")})`);
     return b;
   });
+}
+
+/** The listing of a bucket in the set, limited to a prefix, one entry at a time (memory: one entry). */
+export async function* selectedStream(set: LoadedSet, bucket: BucketFacts, sel: MinioSelection): AsyncGenerator<ObjectEntry> {
+  for await (const e of listedEntries(join(set.dir, bucket.listing))) if (!sel.prefix || e.key.startsWith(sel.prefix)) yield e;
 }
 
 /** The listing of a bucket in the set, limited to a prefix. */
@@ -125,8 +130,8 @@ export async function restoreMinio(
     } catch (err) {
       throw minioError(target, `cannot create bucket ${bucket.name}`, err);
     }
-    const entries = await selectedEntries(set, bucket, sel);
     let done = 0;
+    const total = sel.prefix === undefined ? bucket.objects : undefined;
     const put = async (e: ObjectEntry) => {
       try {
         await putEntry(client, set, bucket.name, e);
@@ -135,14 +140,16 @@ export async function restoreMinio(
       }
       objects++;
       bytes += e.size;
-      if (++done % 500 === 0) onProgress?.(bucket.name, done, entries.length);
+      if (++done % 500 === 0) onProgress?.(bucket.name, done, total ?? done);
     };
     if (bucket.versioning) {
+      const entries = await selectedEntries(set, bucket, sel);
       await mapLimit([...versionsByKey(entries).values()], CONCURRENCY, async (versions) => {
         for (const e of versions) await put(e);
       });
     } else {
-      await mapLimit(entries, CONCURRENCY, put);
+      // Streamed from the listing: a bucket of millions restores in flat memory.
+      await eachLimit(selectedStream(set, bucket, sel), CONCURRENCY, put);
     }
     for (const [which, body] of configsToRestore(bucket, sel)) {
       await putBucketConfig(client, bucket.name, which, body).catch((err) => {
@@ -197,8 +204,7 @@ export async function checkMinio(
   const client = minioClient(target);
   const checks: DrillCheck[] = [];
   for (const bucket of bucketsToRestore(set, sel)) {
-    const entries = await selectedEntries(set, bucket, sel);
-    checks.push(...(bucket.versioning ? await checkVersions(client, target, bucket, entries, sel, opts) : await checkObjects(client, target, bucket, entries, sel, opts)));
+    checks.push(...(bucket.versioning ? await checkVersions(client, target, bucket, await selectedEntries(set, bucket, sel), sel, opts) : await checkObjects(client, target, set, bucket, sel, opts)));
     checks.push(...(await checkConfigs(client, bucket, sel)));
     for (const w of bucket.warnings ?? []) {
       if (w.startsWith("canary:")) continue; // the drill's own canary says so below
@@ -216,42 +222,62 @@ export async function checkMinio(
   return checks;
 }
 
-/** Object count, keys, content and attributes of an unversioned bucket. */
-async function checkObjects(
-  client: Minio.Client,
-  target: MinioTarget,
-  bucket: BucketFacts,
-  entries: ObjectEntry[],
-  sel: MinioSelection,
-  opts: { allowExtra?: boolean },
-): Promise<DrillCheck[]> {
+/**
+ * Object count, keys, content and attributes of an unversioned bucket, in
+ * flat memory: the target is listed page by page against the set's keys
+ * (count, extras), then every object of the set is read back once — its
+ * bytes and attributes from one GET (tags only when it has any); one that
+ * is not there is missing.
+ */
+async function checkObjects(client: Minio.Client, target: MinioTarget, set: LoadedSet, bucket: BucketFacts, sel: MinioSelection, opts: { allowExtra?: boolean }): Promise<DrillCheck[]> {
   const checks: DrillCheck[] = [];
   let t = Date.now();
-  const live = (await describeObjects(client, bucket.name).catch((err) => {
+  const want = new Set<string>();
+  for await (const e of selectedStream(set, bucket, sel)) want.add(e.key);
+  let live = 0;
+  const extra: string[] = [];
+  try {
+    for await (const page of listObjectPages(client, bucket.name)) {
+      for (const o of page.items) {
+        if (o.key.startsWith(CANARY_PREFIX) || (sel.prefix && !o.key.startsWith(sel.prefix))) continue;
+        live++;
+        // A restore into a bucket that already held other objects keeps them: they are not failures there.
+        if (!want.has(o.key) && !opts.allowExtra) extra.push(o.key);
+      }
+    }
+  } catch (err) {
     throw minioError(target, `cannot list ${bucket.name}`, err);
-  })).filter((o) => !o.key.startsWith(CANARY_PREFIX) && (!sel.prefix || o.key.startsWith(sel.prefix)));
-  const liveByKey = new Map(live.map((o) => [o.key, o]));
-  const liveKeys = new Set(liveByKey.keys());
-  const wantKeys = new Set(entries.map((e) => e.key));
-  const missing = entries.filter((e) => !liveKeys.has(e.key)).map((e) => e.key);
-  // A restore into a bucket that already held other objects keeps them: they are not failures there.
-  const extra = opts.allowExtra ? [] : live.filter((o) => !wantKeys.has(o.key)).map((o) => o.key);
-  checks.push(check("minio", "object-count", bucket.name, entries.length, opts.allowExtra ? entries.length - missing.length : live.length, t));
-  t = Date.now();
-  checks.push(keysCheck(bucket.name, missing, extra, t));
+  }
+  const wanted = want.size;
+  want.clear();
 
-  t = Date.now();
-  const present = entries.filter((e) => liveKeys.has(e.key));
+  const tContent = Date.now();
+  const missing: string[] = [];
   const contentBad: string[] = [];
   const attrBad: string[] = [];
-  await mapLimit(present, CONCURRENCY, async (e) => {
-    const attrs = liveByKey.get(e.key)!.attrs;
-    const why = await contentMismatch(client, bucket.name, e, attrs.etag);
+  let compared = 0;
+  await eachLimit(selectedStream(set, bucket, sel), CONCURRENCY, async (e) => {
+    let got;
+    try {
+      got = await readObject(client, bucket.name, e.key);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "NoSuchKey" || code === "NotFound") {
+        missing.push(e.key);
+        return;
+      }
+      throw minioError(target, `cannot read ${bucket.name}/${JSON.stringify(e.key)}`, err);
+    }
+    compared++;
+    const why = contentVerdict(e, got);
     if (why) contentBad.push(`${e.key} (${why})`);
-    const diffs = attributeDifferences(e, attrs);
+    const diffs = attributeDifferences(e, got.attrs);
     if (diffs.length) attrBad.push(`${e.key} (${diffs.join(", ")})`);
   });
-  checks.push(...contentChecks(bucket.name, present.length, contentBad, attrBad, t));
+  checks.push(check("minio", "object-count", bucket.name, wanted, opts.allowExtra ? wanted - missing.length : live, t));
+  t = Date.now();
+  checks.push(keysCheck(bucket.name, missing.sort(), extra.sort(), t));
+  checks.push(...contentChecks(bucket.name, compared, contentBad, attrBad, tContent));
   return checks;
 }
 
@@ -276,17 +302,11 @@ function contentChecks(bucket: string, compared: number, contentBad: string[], a
   ];
 }
 
-/** Why an object (or version) read back from the target is not the recorded one, or undefined. */
-async function contentMismatch(client: Minio.Client, bucket: string, e: ObjectEntry, restoredEtag: string, versionId?: string): Promise<string | undefined> {
-  const hash = createHash("sha256");
-  let size = 0;
-  for await (const chunk of await client.getObject(bucket, e.key, versionId ? { versionId } : {})) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  if (size !== e.size) return `${size} bytes, backup has ${e.size}`;
-  if (hash.digest("hex") !== e.sha256) return "sha256 differs";
-  if (!etagAgrees(e, restoredEtag)) return "ETag differs from the source's";
+/** Size, sha256 and (single-part) ETag of what was read back against the recorded object. */
+function contentVerdict(e: ObjectEntry, got: { size: number; sha256: string; attrs: { etag: string } }): string | undefined {
+  if (got.size !== e.size) return `${got.size} bytes, backup has ${e.size}`;
+  if (got.sha256 !== e.sha256) return "sha256 differs";
+  if (!etagAgrees(e, got.attrs.etag)) return "ETag differs from the source's";
   return undefined;
 }
 
@@ -357,10 +377,11 @@ async function checkVersions(
   const attrBad: string[] = [];
   await mapLimit(objects, CONCURRENCY, async ([e, v]) => {
     const label = `${e.key} version ${nthOf(want.get(e.key)!, e)}`;
-    const attrs = await objectAttributes(client, bucket.name, e.key, v.versionId);
-    const why = await contentMismatch(client, bucket.name, e, attrs.etag, v.versionId);
+    // One GET: the bytes and the attributes together (tags only when the version has any).
+    const got = await readObject(client, bucket.name, e.key, v.versionId);
+    const why = contentVerdict(e, got);
     if (why) contentBad.push(`${label} (${why})`);
-    const diffs = attributeDifferences(e, attrs);
+    const diffs = attributeDifferences(e, got.attrs);
     if (diffs.length) attrBad.push(`${label} (${diffs.join(", ")})`);
   });
   checks.push(...contentChecks(bucket.name, objects.length, contentBad, attrBad, t));

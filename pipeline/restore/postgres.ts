@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { connectPostgres, countTables, largeObjects, quoteIdent, type TableCount } from "../../probes/postgres.js";
+import { connectPostgres, countTablesParallel, largeObjects, quoteIdent, type TableCount } from "../../probes/postgres.js";
+import { mapLimit } from "../concurrency.js";
 import type { SanityQuery } from "../config.js";
 import type { DrillCheck } from "../drill-summary.js";
 import type { LargeObjectFacts } from "../manifest.js";
@@ -161,7 +162,9 @@ const tableKey = (t: Pick<TableCount, "schema" | "name">): TableKey => `${t.sche
 /**
  * The drill's PostgreSQL checks on a restored target: exact row count of
  * every table against the count recorded in the backup's snapshot, the
- * schema round trip, and the configured sanity queries.
+ * schema round trip, and the configured sanity queries. Databases are
+ * checked side by side, and in each the tables are counted over `jobs`
+ * connections while the schema is dumped and the large objects digested.
  */
 export async function checkPostgres(
   set: LoadedSet,
@@ -172,68 +175,91 @@ export async function checkPostgres(
     ownershipRestored: boolean;
     /** The target database held other tables before (a forced restore): they are not failures. */
     allowExtraTables?: boolean;
+    /** Connections counting rows at once (default 2). */
+    jobs?: number;
   },
 ): Promise<DrillCheck[]> {
-  const checks: DrillCheck[] = [];
-  for (const db of databasesToRestore(set, plan)) {
-    const name = restoredName(db.name, plan);
-    let t = Date.now();
-    const client = await connectPostgres(target, name);
-    let restored: TableCount[];
-    let los: LargeObjectFacts | undefined;
-    try {
-      restored = await countTables(client, { refreshRows: false });
-      if (db.largeObjects && !plan.allowExtraTables) los = await largeObjects(client);
-    } finally {
-      await client.end().catch(() => {});
-    }
-    const byKey = new Map(restored.map((r) => [tableKey(r), r]));
-    for (const table of db.tables) {
-      checks.push(rowCountCheck(`${name}.${tableKey(table)}`, table, byKey.get(tableKey(table)), t));
-      byKey.delete(tableKey(table));
-      t = Date.now();
-    }
-    for (const extra of plan.allowExtraTables ? [] : byKey.values()) {
-      checks.push(check("postgres", "row-count", `${name}.${tableKey(extra)}`, null, extra.rows, t, { ok: false, detail: `${extra.kind === "matview" ? "materialized view" : "table"} not in the backup` }));
-    }
-    if (db.largeObjects && !plan.allowExtraTables) {
-      const got = los ?? { count: 0, bytes: 0, digest: "" };
-      const rec = db.largeObjects;
-      const detail =
-        got.count !== rec.count ? `${got.count} large objects, backup has ${rec.count}` : got.bytes !== rec.bytes ? `${got.bytes} bytes, backup has ${rec.bytes}` : "content (md5) differs";
-      const label = (l: LargeObjectFacts) => `${l.count} objects, ${l.bytes} bytes, digest ${l.digest.slice(0, 12)}`;
-      checks.push(check("postgres", "large-objects", name, label(rec), label(got), t, got.digest === rec.digest ? {} : { ok: false, detail }));
-    }
+  const dbs = databasesToRestore(set, plan);
+  const perDb = await mapLimit(dbs, 2, (db) => checkDatabase(set, target, runner, plan, db));
+  const restoredDbs = new Set(dbs.map((d) => d.name));
+  const queries = await mapLimit(
+    plan.sanityQueries.filter((q) => restoredDbs.has(q.database)),
+    4,
+    async (q): Promise<DrillCheck> => {
+      const t = Date.now();
+      let client;
+      try {
+        client = await connectPostgres(target, restoredName(q.database, plan));
+        const r = await client.query({ text: q.sql, rowMode: "array" });
+        const verdict = meetsExpectation(q.expect, r.rows as unknown[][]);
+        return check("postgres", "sanity-query", q.name, q.expect, verdict.actual, t, { ok: verdict.ok });
+      } catch (err) {
+        return check("postgres", "sanity-query", q.name, q.expect, null, t, { ok: false, detail: (err as Error).message });
+      } finally {
+        await client?.end().catch(() => {});
+      }
+    },
+  );
+  return [...perDb.flat(), ...queries];
+}
 
-    if (plan.allowExtraTables) continue; // the schema holds the target's own objects too: no round trip to compare
-    t = Date.now();
-    const dumped = await runner.run(planSchemaDump(name, Number(set.manifest.services.postgres!.serverVersion.split(".")[0]), target), set.dir);
+type DbFacts = ReturnType<typeof databasesToRestore>[number];
+
+async function checkDatabase(
+  set: LoadedSet,
+  target: PostgresTarget,
+  runner: HostRunner,
+  plan: Parameters<typeof checkPostgres>[3],
+  db: DbFacts,
+): Promise<DrillCheck[]> {
+  const name = restoredName(db.name, plan);
+  const t0 = Date.now();
+  const counting = countTablesParallel(target, name, plan.jobs ?? 2).then((rows) => ({ rows, end: Date.now() }));
+  const digesting =
+    db.largeObjects && !plan.allowExtraTables
+      ? (async () => {
+          const client = await connectPostgres(target, name);
+          try {
+            return await largeObjects(client);
+          } finally {
+            await client.end().catch(() => {});
+          }
+        })()
+      : Promise.resolve(undefined);
+  // The schema holds the target's own objects too after a forced restore: no round trip to compare then.
+  const dumping = plan.allowExtraTables
+    ? Promise.resolve(undefined)
+    : runner.run(planSchemaDump(name, Number(set.manifest.services.postgres!.serverVersion.split(".")[0]), target), set.dir);
+  const [{ rows: restored }, los, dumped] = await Promise.all([counting, digesting, dumping]);
+
+  const checks: DrillCheck[] = [];
+  const byKey = new Map(restored.map((r) => [tableKey(r), r]));
+  for (const table of db.tables) {
+    checks.push(rowCountCheck(`${name}.${tableKey(table)}`, table, byKey.get(tableKey(table)), t0));
+    byKey.delete(tableKey(table));
+  }
+  for (const extra of plan.allowExtraTables ? [] : byKey.values()) {
+    checks.push(check("postgres", "row-count", `${name}.${tableKey(extra)}`, null, extra.rows, t0, { ok: false, detail: `${extra.kind === "matview" ? "materialized view" : "table"} not in the backup` }));
+  }
+  if (db.largeObjects && !plan.allowExtraTables) {
+    const got = los ?? { count: 0, bytes: 0, digest: "" };
+    const rec = db.largeObjects;
+    const detail =
+      got.count !== rec.count ? `${got.count} large objects, backup has ${rec.count}` : got.bytes !== rec.bytes ? `${got.bytes} bytes, backup has ${rec.bytes}` : "content (md5) differs";
+    const label = (l: LargeObjectFacts) => `${l.count} objects, ${l.bytes} bytes, digest ${l.digest.slice(0, 12)}`;
+    checks.push(check("postgres", "large-objects", name, label(rec), label(got), t0, got.digest === rec.digest ? {} : { ok: false, detail }));
+  }
+  if (dumped) {
     const ignoreOwnership = !plan.ownershipRestored;
     const expected = normalizeSchema(await readFile(join(set.dir, db.schemaFile), "utf8"), { ignoreOwnership });
     const actual = normalizeSchema(dumped.stdout ?? "", { ignoreOwnership });
     const same = expected.length === actual.length && expected.every((l, i) => l === actual[i]);
     checks.push(
-      check("postgres", "schema-roundtrip", name, `${expected.length} lines`, `${actual.length} lines`, t, {
+      check("postgres", "schema-roundtrip", name, `${expected.length} lines`, `${actual.length} lines`, t0, {
         ok: same,
         ...(same ? {} : { detail: firstDifference(expected, actual) }),
       }),
     );
-  }
-
-  const restoredDbs = new Set(databasesToRestore(set, plan).map((d) => d.name));
-  for (const q of plan.sanityQueries) {
-    if (!restoredDbs.has(q.database)) continue;
-    const t = Date.now();
-    const client = await connectPostgres(target, restoredName(q.database, plan));
-    try {
-      const r = await client.query({ text: q.sql, rowMode: "array" });
-      const verdict = meetsExpectation(q.expect, r.rows as unknown[][]);
-      checks.push(check("postgres", "sanity-query", q.name, q.expect, verdict.actual, t, { ok: verdict.ok }));
-    } catch (err) {
-      checks.push(check("postgres", "sanity-query", q.name, q.expect, null, t, { ok: false, detail: (err as Error).message }));
-    } finally {
-      await client.end().catch(() => {});
-    }
   }
   return checks;
 }

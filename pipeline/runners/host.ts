@@ -12,6 +12,7 @@ import { humanBytes as human } from "../report.js";
 import { makeTempDir, removeTempDir } from "../throwaway/process.js";
 import { DEFAULT_TIMEOUTS_MS, type Timeouts } from "../timeouts.js";
 import { killGroup, spawnSupervised } from "./children.js";
+import { processTree } from "./open-files.js";
 
 export type StepResult = {
   id: string;
@@ -98,6 +99,19 @@ export function treeIo(pid: number, depth = 0): number {
   return total;
 }
 
+/** Bytes a process and its descendants wrote (wchar of /proc/<pid>/io: files, pipes, sockets), or undefined when /proc cannot say. */
+export function treeWritten(pid: number): number | undefined {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      total += Number(/^wchar: (\d+)$/m.exec(readFileSync(`/proc/${p}/io`, "utf8"))?.[1] ?? 0);
+    } catch {
+      if (p === pid) return undefined;
+    }
+  }
+  return total;
+}
+
 /** The lines of a tool's stderr that say why it failed (mc and pg_dump put the cause after a summary). */
 export function causeLines(stderr: string, stdout: string): string {
   const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
@@ -126,6 +140,7 @@ export type HostRunnerOptions = {
 export class HostRunner {
   readonly #opts: HostRunnerOptions;
   readonly #mcConfigDir: string;
+  readonly #live = new Set<number>();
 
   constructor(opts: HostRunnerOptions) {
     this.#opts = opts;
@@ -139,6 +154,11 @@ export class HostRunner {
 
   binary(tool: ToolName): string {
     return resolveTool(tool, this.#opts.tools);
+  }
+
+  /** The pids of the steps running now (each the leader of its tool's process group). */
+  livePids(): number[] {
+    return [...this.#live];
   }
 
   /**
@@ -182,6 +202,8 @@ export class HostRunner {
     progress.info(`${step.id}: started`);
 
     const child = spawnSupervised(bin, step.argv.slice(1), { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    const pid = child.pid;
+    if (pid !== undefined) this.#live.add(pid);
     let errTail = "";
     let outTail = "";
     let outputBytes = 0;
@@ -196,12 +218,16 @@ export class HostRunner {
       errTail = (errTail + chunk.toString("utf8")).slice(-TAIL);
     });
 
+    let finished = false;
     const beat = setInterval(
       () => {
-        void Promise.all(step.outputs.map((o) => bytesUnder(join(cwd, o)))).then((sizes) => {
-          const bytes = sizes.reduce((a, b) => a + b, 0);
-          progress.info(`${step.id}: running ${((Date.now() - started) / 1000).toFixed(0)}s, ${human(bytes)} written`);
-        });
+        // What the tool's process tree wrote (/proc), or else the size of its outputs (a walk: costly for a bucket of millions).
+        const written = child.pid !== undefined ? treeWritten(child.pid) : undefined;
+        void (written !== undefined ? Promise.resolve(written) : Promise.all(step.outputs.map((o) => bytesUnder(join(cwd, o)))).then((sizes) => sizes.reduce((a, b) => a + b, 0))).then(
+          (bytes) => {
+            if (!finished) progress.info(`${step.id}: running ${((Date.now() - started) / 1000).toFixed(0)}s, ${human(bytes)} written`);
+          },
+        );
       },
       (this.#opts.heartbeatSeconds ?? 10) * 1000,
     );
@@ -238,6 +264,8 @@ export class HostRunner {
       child.on("error", (err) => reject(new OperationError(`${step.id}: cannot start ${step.argv[0]}: ${err.message}`, { cause: err })));
       child.on("close", (code, sig) => resolvePromise(code ?? (sig ? 128 + (sig === "SIGKILL" ? 9 : 15) : 1)));
     }).finally(() => {
+      finished = true;
+      if (pid !== undefined) this.#live.delete(pid);
       clearInterval(beat);
       clearInterval(watch);
       for (const s of signals) s.removeEventListener("abort", onAbort);

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { OperationError } from "../errors.js";
@@ -51,6 +52,38 @@ export async function writeFileDurable(path: string, data: string | Uint8Array):
     } finally {
       await fh.close();
     }
+  });
+}
+
+/**
+ * Write a file from pieces of text (memory: a batch of pieces, whatever the
+ * file's size), fsync it, and return the sha256 of its bytes. Errors name the path.
+ */
+export async function writeStreamDurable(path: string, pieces: () => Iterable<string>): Promise<string> {
+  return named(path, "write", async () => {
+    const hash = createHash("sha256");
+    const fh = await open(path, "w", 0o644);
+    try {
+      let batch: string[] = [];
+      let length = 0;
+      const flush = async () => {
+        const buf = Buffer.from(batch.join(""), "utf8");
+        batch = [];
+        length = 0;
+        hash.update(buf);
+        await fh.write(buf);
+      };
+      for (const piece of pieces()) {
+        batch.push(piece);
+        length += piece.length;
+        if (length >= 1 << 20) await flush();
+      }
+      await flush();
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    return hash.digest("hex");
   });
 }
 

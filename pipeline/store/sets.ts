@@ -2,6 +2,7 @@ import { chmod, cp, mkdir, readdir, readFile, rename, rm, stat } from "node:fs/p
 import { join } from "node:path";
 import { z } from "zod";
 import { checkpoint } from "../checkpoint.js";
+import { mapLimit } from "../concurrency.js";
 import { IntegrityError, OperationError, UserError } from "../errors.js";
 import { fileError, fsyncDir, fsyncTree, writeFileAtomic } from "./fsync.js";
 import { PARTIAL_PREFIX, isSetId, setIdFor } from "./ids.js";
@@ -81,12 +82,21 @@ export async function promoteSet(root: string, staged: Staged, manifestSha256: s
 export async function normalizeModes(dir: string, umask = process.umask()): Promise<void> {
   const dirMode = 0o777 & ~umask;
   const fileMode = 0o666 & ~umask;
-  await chmod(dir, dirMode);
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    const path = join(e.parentPath, e.name);
-    if (e.isDirectory()) await chmod(path, dirMode);
-    else if (e.isFile()) await chmod(path, fileMode);
-  }
+  // A directory at a time (a set may hold millions of files), and only what differs: chmod writes the inode.
+  const fix = async (path: string, mode: number) => {
+    if (((await stat(path)).mode & 0o7777) !== mode) await chmod(path, mode);
+  };
+  const walk = async (d: string): Promise<void> => {
+    await fix(d, dirMode);
+    const entries = await readdir(d, { withFileTypes: true });
+    await mapLimit(
+      entries.filter((e) => e.isFile()),
+      16,
+      (e) => fix(join(d, e.name), fileMode),
+    );
+    for (const e of entries) if (e.isDirectory()) await walk(join(d, e.name));
+  };
+  await walk(dir);
 }
 
 /** The name a staged set is copied to when it cannot be renamed (see moveDir); listed as a partial of its id. */
