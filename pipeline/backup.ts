@@ -39,6 +39,8 @@ export type BackupResult = {
   latest: Latest;
   /** What retention removed after the promote (only when a retention policy is configured). */
   prune?: AfterBackupPrune;
+  /** Wall time of each service's backup (they run side by side). */
+  serviceMs: Partial<Record<ServiceName, number>>;
 };
 
 const WORKERS: { [S in ServiceName]: (ctx: ServiceBackupContext) => Promise<ServiceBackupResult<NonNullable<Manifest["services"][S]>>> } = {
@@ -86,6 +88,7 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
     try {
       // One failed service stops the others; all are waited for before the staging directory goes.
       let firstError: unknown;
+      const serviceMs: BackupResult["serviceMs"] = {};
       const settled = await Promise.allSettled(
         services.map((s) =>
           withPhaseDeadline<ServiceBackupResult<unknown>>(`${s} backup`, { deadlineMs: timeouts.phaseMs, progress: opts.progress, signal: abort.signal }, (signal) => {
@@ -96,7 +99,8 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
               livePids: runner.livePids.bind(runner),
             };
             const worker = WORKERS[s] as (ctx: ServiceBackupContext) => Promise<ServiceBackupResult<unknown>>;
-            return worker({ cfg, setDir: staged.dir, runner: scoped, pool, progress: opts.progress, signal });
+            const t0 = Date.now();
+            return worker({ cfg, setDir: staged.dir, runner: scoped, pool, progress: opts.progress, signal }).finally(() => (serviceMs[s] = Date.now() - t0));
           }).catch((err: unknown) => {
             firstError ??= err;
             abort.abort();
@@ -123,7 +127,7 @@ export async function backupSet(cfg: Config, opts: BackupOptions): Promise<Backu
       await fsyncTree(staged.dir, { files: false }); // every file was fsynced as it was hashed
       const latest = await promoteSet(cfg.output, staged, manifestSha256, now()).finally(() => registration.release());
       opts.progress.info(`backup ${staged.id}: complete, ${files.length} files, ${manifest.totals.bytes} bytes`);
-      const result: BackupResult = { id: staged.id, dir: latest.path, manifest, manifestSha256, latest };
+      const result: BackupResult = { id: staged.id, dir: latest.path, manifest, manifestSha256, latest, serviceMs };
       // Bounded retention (the default policy unless the config says "off"), only after a successful promote; never throws.
       if (cfg.retention !== "off") result.prune = await pruneAfterBackup(cfg, now(), opts.progress);
       return result;

@@ -67,6 +67,8 @@ export function backupJson(r: BackupResult) {
         : {}),
     },
     totals: m.totals,
+    /** Where the time went: each service's backup, side by side, from its start to its files hashed. */
+    serviceMs: r.serviceMs,
     ...(r.prune ? { prune: r.prune } : {}),
   };
 }

@@ -60,6 +60,12 @@ describe("backup and verify against real PostgreSQL, Redis and MinIO", () => {
     setId = doc.id;
     setDir = join(output, setId);
     manifest = ManifestSchema.parse(JSON.parse(readFileSync(join(setDir, "manifest.json"), "utf8")));
+    // Where the time went: every service's phase, each within the run's own span.
+    expect(Object.keys(doc.serviceMs).sort()).toEqual(["minio", "postgres", "redis"]);
+    for (const ms of Object.values(doc.serviceMs) as number[]) {
+      expect(ms).toBeGreaterThan(0);
+      expect(ms).toBeLessThanOrEqual(doc.durationMs);
+    }
   });
 
   it("writes a complete set: every file in the manifest with its real size and sha256", () => {
