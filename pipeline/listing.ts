@@ -54,6 +54,18 @@ export async function readListing(path: string): Promise<ObjectEntry[]> {
   return out;
 }
 
+/** One line of a listing, validated; the error names the line. */
+function parseListed(line: string, n: number): ObjectEntry {
+  let parsed;
+  try {
+    parsed = ObjectEntrySchema.safeParse(JSON.parse(line));
+  } catch (err) {
+    throw new Error(`line ${n}: not JSON: ${(err as Error).message}`);
+  }
+  if (!parsed.success) throw new Error(`line ${n}: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
+  return parsed.data;
+}
+
 /**
  * Stream a listing line by line (memory: one line), validating each entry
  * as readListing does; returns the file's size and sha256, read in the same
@@ -72,14 +84,7 @@ export async function forEachListed(path: string, fn: (e: ObjectEntry, line: num
   for await (const line of lines) {
     n++;
     if (line === "") continue;
-    let parsed;
-    try {
-      parsed = ObjectEntrySchema.safeParse(JSON.parse(line));
-    } catch (err) {
-      throw new Error(`line ${n}: not JSON: ${(err as Error).message}`);
-    }
-    if (!parsed.success) throw new Error(`line ${n}: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
-    await fn(parsed.data, n);
+    await fn(parseListed(line, n), n);
   }
   return { size, sha256: hash.digest("hex") };
 }
@@ -91,14 +96,7 @@ export async function* listedEntries(path: string): AsyncGenerator<ObjectEntry> 
   for await (const line of lines) {
     n++;
     if (line === "") continue;
-    let parsed;
-    try {
-      parsed = ObjectEntrySchema.safeParse(JSON.parse(line));
-    } catch (err) {
-      throw new Error(`line ${n}: not JSON: ${(err as Error).message}`);
-    }
-    if (!parsed.success) throw new Error(`line ${n}: ${parsed.error.issues[0]!.path.join(".")}: ${parsed.error.issues[0]!.message}`);
-    yield parsed.data;
+    yield parseListed(line, n);
   }
 }
 
