@@ -13,17 +13,28 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 }
 
 /**
- * Run `fn` over the items of an async source with at most `limit` in
- * flight, pulling the next item as one finishes (memory: what is in flight).
- * The first failure stops the pulling and is thrown once the others settle.
+ * Run `fn` over the items of a source (an array, or an async source such as a
+ * listing read line by line) with at most `limit` in flight, pulling the next
+ * item as one finishes (memory: what is in flight). The first failure, or
+ * `stop()` saying so, stops the pulling; the first failure is thrown once the
+ * others settle.
  */
-export async function eachLimit<T>(source: AsyncIterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  const it = source[Symbol.asyncIterator]();
+export async function eachLimit<T>(
+  source: Iterable<T> | AsyncIterable<T>,
+  limit: number,
+  fn: (item: T) => Promise<void>,
+  stop: () => boolean = () => false,
+): Promise<void> {
+  const it: Iterator<T> | AsyncIterator<T> = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
   let failed: { err: unknown } | undefined;
+  let done = false;
   const worker = async () => {
-    while (!failed) {
+    while (!failed && !stop()) {
       const r = await it.next();
-      if (r.done) return;
+      if (r.done) {
+        done = true;
+        return;
+      }
       try {
         await fn(r.value);
       } catch (err) {
@@ -32,8 +43,6 @@ export async function eachLimit<T>(source: AsyncIterable<T>, limit: number, fn: 
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, limit) }, worker));
-  if (failed) {
-    await it.return?.();
-    throw failed.err;
-  }
+  if (!done) await it.return?.(); // close the source (a file being read) when stopped early
+  if (failed) throw failed.err;
 }

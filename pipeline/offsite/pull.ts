@@ -10,7 +10,7 @@ import { fetchObject } from "./fetch.js";
 import { readRecord } from "./remote-set.js";
 import { setPrefix, type OffsiteRecord } from "./record.js";
 import { listRemote, remoteFor, type Remote } from "./s3.js";
-import { eachLimit } from "./streams.js";
+import { eachLimit } from "../concurrency.js";
 import { identitiesFor, judgeFetched, judgeListed } from "./verify.js";
 
 export type Pulled = {

@@ -13,7 +13,8 @@ import { openJournal } from "./journal.js";
 import { readRecord } from "./remote-set.js";
 import { buildRecord, FILES_DIR, objectKeyFor, recordBytes, RECORD_FILE, RECORD_SHA_FILE, REMOTE_DRILL_FILE, setPrefix, type StoredFile } from "./record.js";
 import { abortIncompleteUploads, checkBucket, listRemote, normalizeEtag, putSmall, remoteError, remoteFor, removeKeys, type Remote } from "./s3.js";
-import { eachLimit, HashCounter } from "./streams.js";
+import { eachLimit } from "../concurrency.js";
+import { HashCounter } from "./streams.js";
 
 export type PushOptions = {
   output: string;

@@ -11,7 +11,7 @@ import { fetchObject } from "./fetch.js";
 import { AGE_SUFFIX, FILES_DIR, RECORD_FILE, RECORD_SHA_FILE, REMOTE_DRILL_FILE, setPrefix, type OffsiteRecord, type StoredFile } from "./record.js";
 import { readRecord } from "./remote-set.js";
 import { getSmall, listRemote, normalizeEtag, remoteFor, remoteLabel, type Remote, type RemoteObject } from "./s3.js";
-import { eachLimit } from "./streams.js";
+import { eachLimit } from "../concurrency.js";
 
 export type RemoteVerifyReport = {
   id: string;
