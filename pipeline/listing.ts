@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
 import { z } from "zod";
 
 /**
@@ -66,6 +67,15 @@ function parseListed(line: string, n: number): ObjectEntry {
   return parsed.data;
 }
 
+/** The entries of a listing as it is read, each validated, with its line number (memory: one line). */
+async function* parsedLines(input: Readable): AsyncGenerator<[ObjectEntry, number]> {
+  let n = 0;
+  for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+    n++;
+    if (line !== "") yield [parseListed(line, n), n];
+  }
+}
+
 /**
  * Stream a listing line by line (memory: one line), validating each entry
  * as readListing does; returns the file's size and sha256, read in the same
@@ -79,25 +89,13 @@ export async function forEachListed(path: string, fn: (e: ObjectEntry, line: num
     hash.update(chunk as Buffer);
     size += (chunk as Buffer).length;
   });
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  let n = 0;
-  for await (const line of lines) {
-    n++;
-    if (line === "") continue;
-    await fn(parseListed(line, n), n);
-  }
+  for await (const [e, n] of parsedLines(input)) await fn(e, n);
   return { size, sha256: hash.digest("hex") };
 }
 
 /** A listing's entries one at a time, validated as readListing does (memory: one line). */
 export async function* listedEntries(path: string): AsyncGenerator<ObjectEntry> {
-  const lines = createInterface({ input: createReadStream(path, "utf8"), crlfDelay: Infinity });
-  let n = 0;
-  for await (const line of lines) {
-    n++;
-    if (line === "") continue;
-    yield parseListed(line, n);
-  }
+  for await (const [e] of parsedLines(createReadStream(path))) yield e;
 }
 
 /**

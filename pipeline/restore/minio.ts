@@ -23,7 +23,7 @@ import {
 import type { BucketFacts } from "../manifest.js";
 import type { DrillCheck } from "../drill-summary.js";
 import { OperationError } from "../errors.js";
-import { listedEntries, readListing, type ObjectEntry } from "../listing.js";
+import { listedEntries, type ObjectEntry } from "../listing.js";
 import { eachLimit } from "../concurrency.js";
 import { listObjectPages } from "../../probes/s3-list.js";
 import { check, nameSome } from "./checks.js";
@@ -55,8 +55,9 @@ export async function* selectedStream(set: LoadedSet, bucket: BucketFacts, sel: 
 
 /** The listing of a bucket in the set, limited to a prefix. */
 export async function selectedEntries(set: LoadedSet, bucket: BucketFacts, sel: MinioSelection): Promise<ObjectEntry[]> {
-  const entries = await readListing(join(set.dir, bucket.listing));
-  return sel.prefix ? entries.filter((e) => e.key.startsWith(sel.prefix!)) : entries;
+  const entries: ObjectEntry[] = [];
+  for await (const e of selectedStream(set, bucket, sel)) entries.push(e);
+  return entries;
 }
 
 /** S3 headers that put back what the listing recorded (what `mc mirror` back would lose). */
