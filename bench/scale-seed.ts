@@ -2,12 +2,9 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import type { SandboxServers } from "../pipeline/sandbox.js";
 import { resolveTool } from "../pipeline/tools.js";
-
-const execFileAsync = promisify(execFile);
+import { conn, run } from "./raw.js";
 
 /**
  * The scale run's data: `objects` small objects (1-7 KiB, random bytes) in
@@ -24,12 +21,9 @@ export async function seedScale(s: SandboxServers, dims: { objects: number; keys
     if (i < 100) mkdirSync(sub, { recursive: true });
     writeFileSync(join(sub, `o${String(i).padStart(7, "0")}.bin`), randomBytes(1024 + (i % 7) * 1024));
   }
-  const url = new URL(s.minio.endpoint);
-  url.username = encodeURIComponent(s.minio.accessKey.reveal());
-  url.password = encodeURIComponent(s.minio.secretKey.reveal());
-  const mcEnv = { ...process.env, MC_HOST_s: url.toString().replace(/\/$/, ""), MC_CONFIG_DIR: join(work, "mc-scale") };
-  await execFileAsync(resolveTool("mc"), ["mb", "--ignore-existing", `s/${bucket}`], { env: mcEnv });
-  await execFileAsync(resolveTool("mc"), ["mirror", "--quiet", dir, `s/${bucket}`], { env: mcEnv, maxBuffer: 64 * 1024 * 1024 });
+  const { mcEnv } = conn(s, join(work, "mc-scale"));
+  await run(resolveTool("mc"), ["mb", "--ignore-existing", `b/${bucket}`], mcEnv);
+  await run(resolveTool("mc"), ["mirror", "--quiet", dir, `b/${bucket}`], mcEnv);
   rmSync(dir, { recursive: true, force: true });
 
   say(`scale: ${keys} Redis keys`);

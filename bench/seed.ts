@@ -1,22 +1,12 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { promisify } from "node:util";
 import * as Minio from "minio";
 import { connectPostgres } from "../probes/postgres.js";
 import { connectRedis } from "../probes/redis.js";
 import { humanBytes } from "../pipeline/report.js";
 import type { SandboxServers } from "../pipeline/sandbox.js";
 import { resolveTool } from "../pipeline/tools.js";
+import { run } from "./raw.js";
 
-const execFileAsync = promisify(execFile);
-
-async function run(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  try {
-    await execFileAsync(bin, args, { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 });
-  } catch (err) {
-    throw new Error(`${bin} ${args.join(" ")}: ${(err as { stderr?: string }).stderr?.slice(-500) ?? (err as Error).message}`);
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Seeding
