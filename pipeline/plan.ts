@@ -97,6 +97,7 @@ export function planPostgres(src: PostgresSource, facts: PostgresFacts, at: Endp
       env,
       secretEnv,
       outputs: [layout.schemaFile],
+      waitsFor,
     });
   }
   return steps;

@@ -37,6 +37,8 @@ describe("plan", () => {
     expect(steps[3]!.argv.at(-1)).toBe("dbname='we\\'ird db'");
     expect(steps[3]!.outputs).toEqual(["postgres/we%27ird%20db"]);
     expect(steps[1]!.secretEnv).toEqual({ PGPASSWORD: "postgres.password" });
+    // Every step talks to the server: a stall message names it, whichever step stalls first.
+    for (const s of steps) expect(s.waitsFor, s.id).toBe("postgres at db:5433");
     expect(JSON.stringify(steps)).not.toContain("pw-123456");
   });
 

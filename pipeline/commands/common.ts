@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from "yargs";
 import { loadConfig, OVERRIDES, type Config } from "../config.js";
 import { BackupDrillError, type FailureKind } from "../errors.js";
 import { silentProgress, stderrProgress, type Progress } from "../progress.js";
+import { retireWatchdog } from "../runners/children.js";
 import { stopAllServers } from "../throwaway/process.js";
 import { reapedLine, reapLeftovers } from "../throwaway/registry.js";
 import { configureTimeouts } from "../timeouts.js";
@@ -114,6 +115,7 @@ export async function runCommand(
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await stopAllServers();
+    await retireWatchdog();
   }
   if (signalled) exitCode = signalled === "SIGINT" ? 130 : 143;
   process.exitCode = exitCode;

@@ -69,6 +69,26 @@ function tell(line: string): void {
   w?.stdin?.write(`${line}\n`);
 }
 
+/**
+ * End the watchdog and wait (briefly) until it has gone, so that when this
+ * process exits nothing it started outlives it, the watchdog included. Its
+ * stdin ending is what it waits for: it kills any group still registered and
+ * exits.
+ */
+export function retireWatchdog(timeoutMs = 2000): Promise<void> {
+  const w = watchdog;
+  watchdog = undefined;
+  if (!w || w.exitCode !== null || w.signalCode !== null) return Promise.resolve();
+  return new Promise((resolvePromise) => {
+    const timer = setTimeout(resolvePromise, timeoutMs);
+    w.once("exit", () => {
+      clearTimeout(timer);
+      resolvePromise();
+    });
+    w.stdin?.end();
+  });
+}
+
 export type SupervisedOptions = SpawnOptions & { uid?: number; gid?: number };
 
 /**
