@@ -1,9 +1,9 @@
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { z } from "zod";
+import { TextFileWriter } from "./store/fsync.js";
 
 /**
  * minio/<bucket>.objects.jsonl: one line per object (per version and delete
@@ -104,46 +104,28 @@ export async function* listedEntries(path: string): AsyncGenerator<ObjectEntry> 
  * file fsynced when closed. close() gives the file's size and sha256.
  */
 export class ListingWriter {
-  readonly #hash = createHash("sha256");
-  #size = 0;
-  #batch: string[] = [];
-  #batchBytes = 0;
-  private constructor(readonly fh: FileHandle) {}
+  private constructor(
+    readonly file: TextFileWriter,
+    readonly hash: Hash,
+  ) {}
 
   static async open(path: string): Promise<ListingWriter> {
-    return new ListingWriter(await open(path, "w", 0o644));
+    const hash = createHash("sha256");
+    return new ListingWriter(await TextFileWriter.open(path, { tap: (b) => hash.update(b) }), hash);
   }
 
   async write(e: ObjectEntry): Promise<void> {
-    const line = `${JSON.stringify(ObjectEntrySchema.parse(e))}\n`;
-    this.#batch.push(line);
-    this.#batchBytes += line.length;
-    if (this.#batchBytes >= 256 * 1024) await this.#flush();
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#batch.length === 0) return;
-    const buf = Buffer.from(this.#batch.join(""), "utf8");
-    this.#batch = [];
-    this.#batchBytes = 0;
-    this.#hash.update(buf);
-    this.#size += buf.length;
-    await this.fh.write(buf);
+    await this.file.write(`${JSON.stringify(ObjectEntrySchema.parse(e))}\n`);
   }
 
   async close(): Promise<{ size: number; sha256: string }> {
-    try {
-      await this.#flush();
-      await this.fh.sync();
-    } finally {
-      await this.fh.close();
-    }
-    return { size: this.#size, sha256: this.#hash.digest("hex") };
+    const size = await this.file.close({ durable: true });
+    return { size, sha256: this.hash.digest("hex") };
   }
 
   /** Close without caring for the result (an error path). */
   async abandon(): Promise<void> {
-    await this.fh.close().catch(() => {});
+    await this.file.abandon();
   }
 }
 

@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { mkdir, open, rm, stat, type FileHandle } from "node:fs/promises";
+import { mkdir, rm, stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
 import type * as Minio from "minio";
@@ -31,6 +31,7 @@ import type { BucketFacts, FileEntry, MinioFacts } from "../manifest.js";
 import { bucketLayout, pathSegment, planMinio } from "../plan.js";
 import type { StepResult } from "../runners/host.js";
 import { linkOrCopy } from "../store/link.js";
+import { TextFileWriter } from "../store/fsync.js";
 import { LiveHasher } from "../store/live-hash.js";
 import { BaseBucket, findBaseSet, type BaseObject } from "./base-set.js";
 import { phase, type ServiceBackupContext, type ServiceBackupResult } from "./context.js";
@@ -286,35 +287,21 @@ async function reconcileMirrored(ctx: ServiceBackupContext, client: Minio.Client
  * back once, in batches: a bucket's listing never has to fit in memory.
  */
 class Spill {
-  #batch: string[] = [];
-  #bytes = 0;
   private constructor(
     readonly path: string,
-    readonly fh: FileHandle,
+    readonly file: TextFileWriter,
   ) {}
 
   static async open(path: string): Promise<Spill> {
-    return new Spill(path, await open(path, "w", 0o600));
+    return new Spill(path, await TextFileWriter.open(path, { mode: 0o600 }));
   }
 
   async write(e: ObjectEntry): Promise<void> {
-    const line = `${JSON.stringify(e)}\n`;
-    this.#batch.push(line);
-    this.#bytes += line.length;
-    if (this.#bytes >= 256 * 1024) await this.#flush();
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#batch.length === 0) return;
-    const text = this.#batch.join("");
-    this.#batch = [];
-    this.#bytes = 0;
-    await this.fh.write(text);
+    await this.file.write(`${JSON.stringify(e)}\n`);
   }
 
   async finish(): Promise<void> {
-    await this.#flush();
-    await this.fh.close();
+    await this.file.close({ durable: false });
   }
 
   async *batches(size: number): AsyncGenerator<ObjectEntry[]> {
@@ -332,7 +319,7 @@ class Spill {
   }
 
   async remove(): Promise<void> {
-    await this.fh.close().catch(() => {});
+    await this.file.abandon();
     await rm(this.path, { force: true });
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { open, readdir, rename, rm } from "node:fs/promises";
+import { open, readdir, rename, rm, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { OperationError } from "../errors.js";
 
@@ -56,33 +56,70 @@ export async function writeFileDurable(path: string, data: string | Uint8Array):
 }
 
 /**
+ * A file written from pieces of text in batches (memory: one batch, whatever
+ * the file's size), its bytes counted and passed to `tap` (a hash) as they
+ * go out. close() writes what is left, fsyncs when asked, and gives the size.
+ */
+export class TextFileWriter {
+  #size = 0;
+  #batch: string[] = [];
+  #length = 0;
+  private constructor(
+    readonly fh: FileHandle,
+    readonly tap: ((bytes: Buffer) => void) | undefined,
+  ) {}
+
+  static async open(path: string, opts: { mode?: number; tap?: (bytes: Buffer) => void } = {}): Promise<TextFileWriter> {
+    return new TextFileWriter(await open(path, "w", opts.mode ?? 0o644), opts.tap);
+  }
+
+  async write(text: string): Promise<void> {
+    this.#batch.push(text);
+    this.#length += text.length;
+    if (this.#length >= 1 << 20) await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#batch.length === 0) return;
+    const buf = Buffer.from(this.#batch.join(""), "utf8");
+    this.#batch = [];
+    this.#length = 0;
+    this.tap?.(buf);
+    this.#size += buf.length;
+    await this.fh.write(buf);
+  }
+
+  async close(opts: { durable: boolean }): Promise<number> {
+    try {
+      await this.#flush();
+      if (opts.durable) await this.fh.sync();
+    } finally {
+      await this.fh.close();
+    }
+    return this.#size;
+  }
+
+  /** Close without caring for the result (an error path). */
+  async abandon(): Promise<void> {
+    await this.fh.close().catch(() => {});
+  }
+}
+
+/**
  * Write a file from pieces of text (memory: a batch of pieces, whatever the
  * file's size), fsync it, and return the sha256 of its bytes. Errors name the path.
  */
 export async function writeStreamDurable(path: string, pieces: () => Iterable<string>): Promise<string> {
   return named(path, "write", async () => {
     const hash = createHash("sha256");
-    const fh = await open(path, "w", 0o644);
+    const file = await TextFileWriter.open(path, { tap: (b) => hash.update(b) });
     try {
-      let batch: string[] = [];
-      let length = 0;
-      const flush = async () => {
-        const buf = Buffer.from(batch.join(""), "utf8");
-        batch = [];
-        length = 0;
-        hash.update(buf);
-        await fh.write(buf);
-      };
-      for (const piece of pieces()) {
-        batch.push(piece);
-        length += piece.length;
-        if (length >= 1 << 20) await flush();
-      }
-      await flush();
-      await fh.sync();
-    } finally {
-      await fh.close();
+      for (const piece of pieces()) await file.write(piece);
+    } catch (err) {
+      await file.abandon();
+      throw err;
     }
+    await file.close({ durable: true });
     return hash.digest("hex");
   });
 }
