@@ -24,40 +24,41 @@ export function sha256Hex(data: string | Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
+/**
+ * Call `fn` with every regular file (or symlink) under `dir`, relative to
+ * `base` with "/" separators, one directory at a time: memory is one
+ * directory's entries, not the whole tree. Unordered. A directory that is
+ * gone is skipped; one that cannot be read ends the walk with its error,
+ * unless `unreadable` takes it (its path relative to `base`, "." for `base`
+ * itself, and the error code).
+ */
+export async function walkFiles(dir: string, base: string, fn: (rel: string) => void, unreadable?: (path: string, code: string) => void): Promise<void> {
+  const rel = (p: string) => relative(base, p).split(sep).join("/");
+  const walk = async (d: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(d, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return;
+      if (!unreadable) throw err;
+      unreadable(rel(d) || ".", code ?? (err as Error).message);
+      return;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile() || e.isSymbolicLink()) fn(rel(p));
+    }
+  };
+  await walk(dir);
+}
+
 /** Every regular file under `dir`, as paths relative to `base` with "/" separators, sorted. */
 export async function listFiles(dir: string, base: string): Promise<string[]> {
   const out: string[] = [];
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true, recursive: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return out;
-    throw err;
-  }
-  for (const e of entries) {
-    if (e.isFile() || e.isSymbolicLink()) out.push(relative(base, join(e.parentPath, e.name)).split(sep).join("/"));
-  }
+  await walkFiles(dir, base, (p) => out.push(p));
   return out.sort();
-}
-
-/**
- * Call `fn` with every regular file under `dir` (relative to `base`, "/"
- * separators), one directory at a time: memory is one directory's entries,
- * not the whole tree. Unordered.
- */
-export async function walkFiles(dir: string, base: string, fn: (rel: string) => void): Promise<void> {
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
-  }
-  for (const e of entries) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) await walkFiles(p, base, fn);
-    else if (e.isFile() || e.isSymbolicLink()) fn(relative(base, p).split(sep).join("/"));
-  }
 }
 
 /**
@@ -67,23 +68,7 @@ export async function walkFiles(dir: string, base: string, fn: (rel: string) => 
 export async function listFilesReporting(dir: string, base: string): Promise<{ files: string[]; unreadable: { path: string; code: string }[] }> {
   const files: string[] = [];
   const unreadable: { path: string; code: string }[] = [];
-  const rel = (p: string) => relative(base, p).split(sep).join("/") || ".";
-  const walk = async (d: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(d, { withFileTypes: true });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      if (code !== "ENOENT") unreadable.push({ path: rel(d), code });
-      return;
-    }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile() || e.isSymbolicLink()) files.push(rel(p));
-    }
-  };
-  await walk(dir);
+  await walkFiles(dir, base, (p) => files.push(p), (path, code) => unreadable.push({ path, code }));
   return { files: files.sort(), unreadable };
 }
 
