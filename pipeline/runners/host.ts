@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdir, readdir, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { checkpoint } from "../checkpoint.js";
@@ -77,26 +77,24 @@ async function bytesUnder(path: string): Promise<number> {
  * the server wakes it. A tool blocked on a stopped server or a black hole
  * moves neither.
  */
-export function treeIo(pid: number, depth = 0): number {
+export function treeIo(pid: number): number {
   let total = 0;
+  for (const p of processTree(pid)) total += ioProgress(p);
+  return total;
+}
+
+/** One process's share of treeIo: rchar + wchar, plus its wake-ups when single-threaded; 0 when it is gone. */
+function ioProgress(pid: number): number {
   try {
+    let total = 0;
     const io = readFileSync(`/proc/${pid}/io`, "utf8");
     for (const m of io.matchAll(/^(rchar|wchar): (\d+)$/gm)) total += Number(m[2]);
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     if (/^Threads:\s+1$/m.test(status)) total += Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(status)?.[1] ?? 0);
+    return total;
   } catch {
     return 0;
   }
-  if (depth > 4) return total;
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      const kids = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
-      for (const k of kids ? kids.split(" ") : []) total += treeIo(Number(k), depth + 1);
-    }
-  } catch {
-    // gone meanwhile
-  }
-  return total;
 }
 
 /** Bytes a process and its descendants wrote (wchar of /proc/<pid>/io: files, pipes, sockets), or undefined when /proc cannot say. */
