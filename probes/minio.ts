@@ -259,6 +259,15 @@ export function keyPathProblem(key: string, size: number): string | undefined {
   return undefined;
 }
 
+/** Why a key that is a safe path still cannot be a file: other keys use it as their folder ("x" beside "x/y"). */
+export const FOLDER_KEY_PROBLEM = "key is also the folder of other keys";
+
+/** Add the folders a key with a safe path makes ("a/b/c" makes "a" and "a/b") to `folders`. */
+export function addKeyFolders(folders: Set<string>, key: string): void {
+  const parts = key.split("/");
+  for (let i = 1; i < parts.length; i++) folders.add(parts.slice(0, i).join("/"));
+}
+
 /**
  * For each key, either its path relative to the bucket directory or the
  * reason it cannot have one. A key that is also the directory of other keys
@@ -267,15 +276,11 @@ export function keyPathProblem(key: string, size: number): string | undefined {
 export function mapKeysToPaths(objects: { key: string; size: number }[]): Map<string, { path: string } | { problem: string }> {
   const out = new Map<string, { path: string } | { problem: string }>();
   const dirs = new Set<string>();
-  for (const { key, size } of objects) {
-    if (keyPathProblem(key, size)) continue;
-    const parts = key.split("/");
-    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
-  }
+  for (const { key, size } of objects) if (!keyPathProblem(key, size)) addKeyFolders(dirs, key);
   for (const { key, size } of objects) {
     const problem = keyPathProblem(key, size);
     if (problem) out.set(key, { problem });
-    else if (!key.endsWith("/") && dirs.has(key)) out.set(key, { problem: "key is also the folder of other keys" });
+    else if (!key.endsWith("/") && dirs.has(key)) out.set(key, { problem: FOLDER_KEY_PROBLEM });
     else out.set(key, { path: key.endsWith("/") ? key.slice(0, -1) : key });
   }
   return out;

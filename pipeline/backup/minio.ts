@@ -10,6 +10,8 @@ import {
   listVersions,
   type ListedVersion,
   endpointLabel,
+  addKeyFolders,
+  FOLDER_KEY_PROBLEM,
   fetchObject,
   insideDir,
   listBucketNames,
@@ -153,8 +155,7 @@ async function backupObjects(ctx: ServiceBackupContext, client: Minio.Client, bu
         const e = problem ? entryFor(o, o.attrs, `${layout.unmapped}/${sha256Hex(o.key)}`, problem) : entryFor(o, o.attrs, `${layout.dir}/${o.key}`);
         if (problem) unmappable++;
         else {
-          const parts = o.key.split("/");
-          for (let k = 1; k < parts.length; k++) dirs.add(parts.slice(0, k).join("/"));
+          addKeyFolders(dirs, o.key);
           if (e.path !== null) natural.push(e.path);
         }
         if (e.path !== null) {
@@ -214,7 +215,7 @@ async function backupObjects(ctx: ServiceBackupContext, client: Minio.Client, bu
       for await (const batch of spill.batches(BATCH)) {
         stopIfAborted();
         const taken = await mapLimit(batch, STAT_CONCURRENCY, async (listed): Promise<ObjectEntry | undefined> => {
-          const e = isFolder(listed) ? { ...listed, path: `${layout.unmapped}/${sha256Hex(listed.key)}`, pathReason: "key is also the folder of other keys" } : listed;
+          const e = isFolder(listed) ? { ...listed, path: `${layout.unmapped}/${sha256Hex(listed.key)}`, pathReason: FOLDER_KEY_PROBLEM } : listed;
           if (e.path === null) return e;
           if (mode !== "mirror") return takeObject(ctx, client, bucket, e, base?.match(e), transfer);
           return reconcileMirrored(ctx, client, bucket, e, hasher!, transfer);
