@@ -41,7 +41,6 @@ export async function reapPulls(output: string): Promise<string[]> {
   return reaped;
 }
 
-
 /**
  * Download a complete copy into <output>/.pull-<set id>-<pid>/<set id>/,
  * decrypting as it streams, and check every object against the record on

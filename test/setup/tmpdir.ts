@@ -29,8 +29,9 @@ function makeTmp(parent: string, prefix: string): string {
  * backup-drill temp dirs and running processes left in `dir`; kills the
  * processes. This worker's own watchdog lives as long as the worker and is
  * not a leftover; an empty registry is not either (see backupDrillTempDirs).
- * The watchdog of a CLI that just exited gets a moment to notice and exit
- * (it does on end-of-file of its stdin); nothing else does.
+ * A CLI that exits waits for its watchdog (retireWatchdog); the watchdog of
+ * a CLI that was killed gets a moment to notice (end-of-file of its stdin),
+ * kill what is left and exit; nothing else does.
  */
 export async function leftovers(dir: string): Promise<string[]> {
   const foreign = () => processesUnder(dir).filter((p) => !isWatchdogOf(p.pid, p.cmd, process.pid));
